@@ -1,8 +1,8 @@
 """Enhancement models with the ``encode()/decode()`` contract (see :mod:`mal.models.base`).
 
-    model = mal.models.build("specmask")      # or "waveunet", with hyperparameters as keywords
-    mal.models.save(model, "ckpt.pt")         # atomic; class name + hparams + state + mal version
-    model = mal.models.load("ckpt.pt")
+model = mal.models.build("specmask")      # or "waveunet", with hyperparameters as keywords
+mal.models.save(model, "ckpt.pt")         # atomic; class name + hparams + state + mal version
+model = mal.models.load("ckpt.pt")
 """
 
 from __future__ import annotations

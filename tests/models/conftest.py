@@ -1,0 +1,27 @@
+"""Tiny versions of every registered model, so that contract tests run in milliseconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import mal.models
+
+# Small but structurally complete: every block type, skip and the recurrent bottleneck are present.
+TINY: dict[str, dict[str, Any]] = {
+    "waveunet": {"depth": 2, "hidden": 4, "lstm_layers": 1},
+    "specmask": {"depth": 2, "hidden": 4, "gru_hidden": 16},
+}
+
+
+@pytest.fixture
+def tiny_hparams() -> dict[str, dict[str, Any]]:
+    """Registered name → hyperparameters of its tiny version."""
+    return TINY
+
+
+@pytest.fixture(params=sorted(TINY))
+def tiny_model(request: pytest.FixtureRequest) -> mal.models.SEModel:
+    """Each registered model, tiny, in eval mode."""
+    return mal.models.build(request.param, **TINY[request.param]).eval()

@@ -2,17 +2,31 @@
 
 Waveforms are 16 kHz, shaped ``(B, T)`` or ``(B, 1, T)``; both arguments must have the same shape (else
 ``ValueError`` naming both); every loss returns a scalar tensor (the batch mean).
+
+- conventional: :class:`WaveformL1`, :class:`MultiResolutionSTFTLoss`, :class:`SISDRLoss`;
+- Model as Loss: :class:`ModelAsLoss` (``frozen`` / ``frozen-fe`` / ``dynamic``, DESIGN.md §1);
+- deep feature losses: :class:`DeepFeatureLoss` (WavLM / wav2vec 2.0 / HuBERT through torchaudio) and
+  :class:`LossNetFeatureLoss` (a small loss network ``mal`` pretrains offline with :func:`pretrain_lossnet`);
+- recipes: :class:`LossConfig` → :func:`build_objective` → :class:`WeightedSum` (total + per-term breakdown),
+  and :func:`calibrate_weight` to start a term equal to the others.
 """
 
 from __future__ import annotations
 
+from mal.losses.combine import WeightedSum
 from mal.losses.conventional import MultiResolutionSTFTLoss, SISDRLoss, WaveformL1, si_sdr
 from mal.losses.model_as_loss import ModelAsLoss
+from mal.losses.objective import TERM_NAMES, LossConfig, build_objective, calibrate_weight
 
 __all__ = [
+    "TERM_NAMES",
+    "LossConfig",
     "ModelAsLoss",
     "MultiResolutionSTFTLoss",
     "SISDRLoss",
     "WaveformL1",
+    "WeightedSum",
+    "build_objective",
+    "calibrate_weight",
     "si_sdr",
 ]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import mal.models
-from mal.models.specmask import SpecMask, istft, stft
+from mal.models.specmask import FreqUpBlock, SpecMask, istft, stft
 
 TINY = {"depth": 2, "hidden": 4, "gru_hidden": 16}
 
@@ -43,27 +43,29 @@ def test_default_model_matches_the_prototype_size() -> None:
     model = SpecMask().eval()
     assert 900_000 <= mal.models.count_parameters(model) <= 1_000_000
     enc = model.encode(torch.randn(1, 1, 16000))
-    assert [tuple(layer.shape) for layer in enc.layers] == [(1, 40, f, 126) for f in (129, 65, 33, 17)]
+    assert [tuple(layer.shape) for layer in enc.layers] == [
+        (1, c, f, 126) for c, f in ((12, 129), (18, 65), (27, 33), (40, 17))
+    ]
     assert enc.bottleneck.shape == (1, 256, 126)
 
 
 @pytest.mark.parametrize("mask", ["sigmoid", "complex"])
 def test_a_unit_mask_reproduces_the_input(mask: str) -> None:
     model = SpecMask(**TINY, mask=mask, normalize=True).eval()
-    last = model.decoder.blocks[-1][0]  # the transposed conv that outputs the mask channels
+    last = model.decoder.blocks[-1].conv  # outputs the mask channels for the even and the odd bins
     with torch.no_grad():
         last.weight.zero_()
-        last.bias.copy_(torch.tensor([30.0] if mask == "sigmoid" else [30.0, 0.0]))  # sigmoid/tanh(30) = 1
+        last.bias.copy_(torch.tensor([30.0] if mask == "sigmoid" else [30.0, 0.0]).repeat(2))  # sigmoid/tanh(30) = 1
         wav = torch.randn(2, 1, 4321)
         torch.testing.assert_close(model(wav), wav, atol=1e-5, rtol=0)
 
 
 def test_complex_mask_can_rotate_the_phase() -> None:
     model = SpecMask(**TINY, mask="complex").eval()
-    last = model.decoder.blocks[-1][0]
+    last = model.decoder.blocks[-1].conv
     with torch.no_grad():
         last.weight.zero_()
-        last.bias.copy_(torch.tensor([-30.0, 0.0]))  # mask = -1: a phase flip, out of a sigmoid mask's reach
+        last.bias.copy_(torch.tensor([-30.0, 0.0]).repeat(2))  # mask = -1: a phase flip, out of a sigmoid mask's reach
         wav = torch.randn(1, 1, 3000)
         torch.testing.assert_close(model(wav), -wav, atol=1e-5, rtol=0)
 
@@ -111,6 +113,26 @@ def test_sigmoid_mask_never_amplifies_any_bin() -> None:
         out_spec, in_spec = stft(model(wav), 512, 128), stft(wav, 512, 128)
     # iSTFT then STFT is a projection, so compare energies rather than bins: a mask in (0, 1) only removes energy.
     assert out_spec.abs().square().sum() < in_spec.abs().square().sum()
+
+
+@pytest.mark.parametrize("kernel_size", [2, 3, 4, 5, 7])
+@pytest.mark.parametrize("n_fft", [64, 96, 512])
+def test_frequency_sizes_round_trip_for_any_kernel(n_fft: int, kernel_size: int) -> None:
+    model = SpecMask(n_fft=n_fft, hop=n_fft // 4, depth=3, hidden=3, gru_hidden=8, kernel_size=kernel_size).eval()
+    with torch.no_grad():
+        enc = model.encode(torch.randn(1, 1, 999))
+        mask = model.decoder(enc.bottleneck, enc.layers)
+        assert mask.shape == (1, 1, n_fft // 2 + 1, enc.bottleneck.shape[-1])
+        assert model(torch.randn(1, 1, 999)).shape == (1, 1, 999)
+
+
+def test_up_block_puts_even_bins_from_the_first_phase() -> None:
+    up = FreqUpBlock(1, 1, kernel_size=1, in_freqs=3, out_freqs=5, last=True)  # 1 tap: a pure interleave
+    with torch.no_grad():
+        up.conv.weight.copy_(torch.tensor([1.0, 10.0]).reshape(2, 1, 1, 1))
+        up.conv.bias.zero_()
+        out = up(torch.tensor([1.0, 2.0, 3.0]).reshape(1, 1, 3, 1))
+    assert out.flatten().tolist() == [1.0, 10.0, 2.0, 20.0, 3.0]
 
 
 def test_decode_refuses_more_samples_than_encoded() -> None:

@@ -1,0 +1,98 @@
+"""Model sizes, MACs per second of audio, and 1-thread CPU forward time, side by side.
+
+The real-time factor (RTF) is forward seconds per second of audio: the median of several timed forward passes
+(no gradients, eval mode) on a 10 s input after one warm-up pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import torch
+
+import mal.models
+
+# (label, registered name, hyperparameters): the two defaults first, then the variants the studies use.
+MODELS: list[tuple[str, str, dict[str, Any]]] = [
+    ("waveunet", "waveunet", {}),
+    ("specmask", "specmask", {}),
+    ("waveunet causal", "waveunet", {"causal": True}),
+    ("specmask ri+complex", "specmask", {"input": "ri", "mask": "complex"}),
+]
+
+
+def forward_seconds(model: torch.nn.Module, wav: torch.Tensor, repeats: int) -> float:
+    """Median wall time of ``model(wav)`` over ``repeats`` runs, after one warm-up run."""
+    times = []
+    with torch.inference_mode():
+        model(wav)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(wav)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(seconds: float = 10.0, repeats: int = 5, threads: int = 1) -> list[dict[str, Any]]:
+    """One row per entry of :data:`MODELS`: parameter counts, MACs/s and forward RTF on ``threads`` CPU threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        wav = 0.1 * torch.randn(1, 1, int(seconds * 16000))
+        rows = []
+        for label, name, hparams in MODELS:
+            model = mal.models.build(name, **hparams).eval()
+            info = mal.models.describe(model)
+            rows.append(
+                {
+                    "model": label,
+                    "params": info["params"],
+                    "params_encoder": info["params_encoder"],
+                    "params_decoder": info["params_decoder"],
+                    "macs_per_second": info["macs_per_second"],
+                    "rtf": forward_seconds(model, wav, repeats) / seconds,
+                }
+            )
+        return rows
+    finally:
+        torch.set_num_threads(previous)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    base = rows[0]
+    header = (
+        f"{'model':<22}{'params':>10}{'encoder':>10}{'decoder':>10}{'GMAC/s':>9}{'RTF':>9}"
+        f"{'× time':>8}{'× MACs':>8}{'GMAC/s run':>12}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(
+            f"{row['model']:<22}{row['params'] / 1e6:>9.3f}M{row['params_encoder'] / 1e6:>9.3f}M"
+            f"{row['params_decoder'] / 1e6:>9.3f}M{row['macs_per_second'] / 1e9:>9.3f}{row['rtf']:>9.4f}"
+            f"{row['rtf'] / base['rtf']:>8.2f}{row['macs_per_second'] / base['macs_per_second']:>8.2f}"
+            f"{row['macs_per_second'] / row['rtf'] / 1e9:>12.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="input duration in seconds")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per model (median reported)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args([] if argv is None else argv)
+    rows = measure(args.seconds, args.repeats, args.threads)
+    print(
+        f"CPU forward, {args.threads} thread(s), {args.seconds:g} s input, median of {args.repeats} "
+        f"(RTF = forward seconds per second of audio; × columns relative to {rows[0]['model']}; "
+        "GMAC/s run = achieved throughput)"
+    )
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()

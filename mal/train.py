@@ -1,0 +1,36 @@
+"""Train a speech-enhancement model in two stages: a conventional warm-up, then MAL (or a comparator).
+
+::
+
+    from mal.train import TrainConfig, train
+    warm = train(TrainConfig.load("configs/quick/train_warmup.yaml"))
+    cfg = TrainConfig.load("configs/quick/train_mal_frozen.yaml")      # stage: stage2
+    mal_run = train(cfg.replace(init_checkpoint=str(warm.last_checkpoint)))
+
+The same from the shell: ``python -m mal train --config configs/quick/train_warmup.yaml [--resume]``, and
+on several GPUs or nodes: ``python -m torch.distributed.run --nproc_per_node 4 -m mal train --config ...``.
+See :mod:`mal.training.loop` for what a stage does and :mod:`mal.training.data` for why every stage-2
+branch sees the same batches.
+"""
+
+from __future__ import annotations
+
+from mal.training.checkpoint import read_training_checkpoint
+from mal.training.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from mal.training.history import read_history
+from mal.training.loop import NonFiniteLossError, TrainResult, train
+from mal.training.params import TrainingParams, apply_overrides
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "NonFiniteLossError",
+    "OptimConfig",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingParams",
+    "apply_overrides",
+    "read_history",
+    "read_training_checkpoint",
+    "train",
+]

@@ -1,0 +1,56 @@
+"""The run's history file: one JSON object per line (``history.jsonl``), train and validation rows.
+
+Train rows (``"kind": "train"``) hold the mean of every loss term and loss statistic over the last
+``log_every`` steps, the learning rate, the mean step time and samples per second. Validation rows
+(``"kind": "valid"``) hold the validation loss terms and metrics. Every row has the global ``step`` (the
+number of updates done when it was written) and the ``stage``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from mal.io import atomic_write_text
+
+
+class HistoryWriter:
+    """Appends rows to ``path`` and flushes each one, so a killed run keeps what it logged."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after global ``step`` (a resumed run rewrites them from its checkpoint)."""
+        if not self.path.is_file():
+            return
+        lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+        kept = [line for line in lines if json.loads(line)["step"] <= step]
+        atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
+
+    def write(self, row: dict[str, Any]) -> None:
+        clean = {k: (_finite_or_none(v) if isinstance(v, float) else v) for k, v in row.items()}
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(clean) + "\n")
+            fh.flush()
+
+
+def _finite_or_none(x: float) -> float | None:
+    # JSON has no NaN; a missing value (metric undefined) is written as null and read back as NaN.
+    return x if math.isfinite(x) else None
+
+
+def read_history(path: str | Path) -> Any:
+    """The history as a pandas DataFrame (null → NaN), one row per logged line."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "history.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"no training history at {path}")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return pd.DataFrame(rows)

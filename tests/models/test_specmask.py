@@ -154,3 +154,14 @@ def test_decode_refuses_more_samples_than_encoded() -> None:
 def test_bad_hyperparameters_are_refused(hparams: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         SpecMask(**hparams)
+
+
+@pytest.mark.parametrize(("features", "mask"), [("ri", "complex"), ("ri", "sigmoid"), ("mag", "complex")])
+def test_gradients_are_finite_for_every_variant_even_on_silence(features: str, mask: str) -> None:
+    model = SpecMask(**TINY, input=features, mask=mask)
+    wav = torch.cat([torch.zeros(1, 1, 2000), torch.randn(1, 1, 2000)])
+    wav.requires_grad_(True)
+    out = model(wav)
+    (out.square().mean() + sum(f.square().mean() for f in model.encode(wav).features())).backward()
+    assert torch.isfinite(wav.grad).all()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())

@@ -24,28 +24,34 @@ MODELS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def forward_seconds(model: torch.nn.Module, wav: torch.Tensor, repeats: int) -> float:
-    """Median wall time of ``model(wav)`` over ``repeats`` runs, after one warm-up run."""
-    times = []
+def forward_seconds(models: list[torch.nn.Module], wav: torch.Tensor, repeats: int) -> list[float]:
+    """Median wall time of ``model(wav)`` for each model over ``repeats`` rounds, after one warm-up run each.
+
+    The models take turns within each round, so a burst of load from other processes hits all of them alike
+    and the ratios stay fair on a shared machine.
+    """
+    times: list[list[float]] = [[] for _ in models]
     with torch.inference_mode():
-        model(wav)
-        for _ in range(repeats):
-            start = time.perf_counter()
+        for model in models:
             model(wav)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for _ in range(repeats):
+            for model, samples in zip(models, times, strict=True):
+                start = time.perf_counter()
+                model(wav)
+                samples.append(time.perf_counter() - start)
+    return [statistics.median(samples) for samples in times]
 
 
-def measure(seconds: float = 10.0, repeats: int = 5, threads: int = 1) -> list[dict[str, Any]]:
+def measure(seconds: float = 10.0, repeats: int = 7, threads: int = 1) -> list[dict[str, Any]]:
     """One row per entry of :data:`MODELS`: parameter counts, MACs/s and forward RTF on ``threads`` CPU threads."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         torch.manual_seed(0)
         wav = 0.1 * torch.randn(1, 1, int(seconds * 16000))
+        models = [mal.models.build(name, **hparams).eval() for _, name, hparams in MODELS]
         rows = []
-        for label, name, hparams in MODELS:
-            model = mal.models.build(name, **hparams).eval()
+        for (label, _, _), model, elapsed in zip(MODELS, models, forward_seconds(models, wav, repeats), strict=True):
             info = mal.models.describe(model)
             rows.append(
                 {
@@ -54,7 +60,7 @@ def measure(seconds: float = 10.0, repeats: int = 5, threads: int = 1) -> list[d
                     "params_encoder": info["params_encoder"],
                     "params_decoder": info["params_decoder"],
                     "macs_per_second": info["macs_per_second"],
-                    "rtf": forward_seconds(model, wav, repeats) / seconds,
+                    "rtf": elapsed / seconds,
                 }
             )
         return rows
@@ -82,7 +88,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="input duration in seconds")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per model (median reported)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per model (median reported)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args([] if argv is None else argv)
     rows = measure(args.seconds, args.repeats, args.threads)

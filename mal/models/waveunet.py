@@ -167,7 +167,9 @@ class WaveUNet(SEModel):
     def lookahead(self) -> int:
         """Future input samples an output sample may depend on through the convs (LSTM and std aside).
 
-        Level ``d`` frames see ``kernel_size - stride`` samples past their hop at that level's rate.
+        A level-``d`` frame at position ``j`` reads ``kernel_size - 1`` samples past ``j`` at that level's rate
+        (``stride**d`` input samples each), while the transposed convs only read frames at or before an output
+        sample, so the lookaheads of the levels add up.
         """
         k, s = self.kernel_size, self.stride
         return sum((k - 1) * s**level for level in range(self.depth))

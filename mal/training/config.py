@@ -114,6 +114,9 @@ class TrainConfig(ConfigBase):
     log_every: int = 10  # one history row per N steps (mean of the terms over those steps)
     valid_metrics: list[str] = dataclasses.field(default_factory=lambda: ["pesq_wb", "si_sdr"])  # mal.metrics names
     best_metric: str = "pesq_wb"  # what checkpoints/best.pt maximises ("loss" = the validation loss, minimised)
+    calibrate: dict[str, float] = dataclasses.field(default_factory=dict)  # term → ratio: at the stage's start set
+    #   that term's weight so it starts at ratio × the other weighted terms, on the stage's first batch
+    #   (e.g. {"mal": 1.0}: DESIGN §9's "λ_mal scaled to start equal to the conventional term")
     nan_policy: Literal["stop", "skip"] = "stop"  # non-finite loss: stop with a message, or skip the step
     max_skipped_steps: int = 50  # with nan_policy="skip": stop anyway after this many skipped steps
     progress: bool = True  # tqdm progress bar (rank 0)
@@ -139,6 +142,13 @@ class TrainConfig(ConfigBase):
                 f"TrainConfig.valid_metrics: unknown {unknown}; choose from {sorted(HIGHER_IS_BETTER)} "
                 "(DNSMOS/DistillMOS are too slow for validation; use mal evaluate)"
             )
+        for term, ratio in self.calibrate.items():
+            if getattr(self.loss, term, 0.0) <= 0:
+                raise ConfigError(
+                    f"TrainConfig.calibrate: term {term!r} has weight 0 in the loss recipe; switch it on (loss.{term})"
+                )
+            if ratio <= 0:
+                raise ConfigError(f"TrainConfig.calibrate[{term!r}] must be > 0, got {ratio}")
         if self.best_metric != "loss" and self.best_metric not in self.valid_metrics:
             raise ConfigError(
                 f"TrainConfig.best_metric={self.best_metric!r} must be 'loss' or one of valid_metrics "

@@ -111,6 +111,24 @@ def open_pairs(cfg: DataConfig, split: str) -> Any:
     return open_dataset(cfg.loader, cfg.root, split)
 
 
+def segment_dataset(cfg: DataConfig, seed: int) -> Any:
+    """The training split cut into ``segment_seconds`` segments (``mal.data.SegmentDataset``)."""
+    from mal.data import SegmentDataset
+
+    pairs = open_pairs(cfg, cfg.train_split)
+    return SegmentDataset(pairs, segment_seconds=cfg.segment_seconds, seed=seed, remix=cfg.remix)
+
+
+def batch_at(cfg: DataConfig, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank 0's training batch of global ``step`` (noisy, clean ``(B, 1, S)``), read without a loader."""
+    from mal.data import collate_segments
+
+    segments = EpochIndexed(segment_dataset(cfg, seed))
+    keys = StepBatchSampler(len(segments), cfg.batch_size, seed, step, step + 1).batch_at(step)
+    noisy, clean, *_ = collate_segments([segments[k] for k in keys])
+    return noisy, clean
+
+
 def training_loader(
     cfg: DataConfig,
     seed: int,
@@ -124,10 +142,9 @@ def training_loader(
 
     Shape: noisy and clean are ``(B, 1, S)`` with ``S = segment_seconds · 16000``.
     """
-    from mal.data import SegmentDataset, collate_segments
+    from mal.data import collate_segments
 
-    pairs = open_pairs(cfg, cfg.train_split)
-    segments = SegmentDataset(pairs, segment_seconds=cfg.segment_seconds, seed=seed, remix=cfg.remix)
+    segments = segment_dataset(cfg, seed)
     sampler = StepBatchSampler(len(segments), cfg.batch_size, seed, start_step, end_step, rank, world_size)
     return torch.utils.data.DataLoader(
         EpochIndexed(segments),

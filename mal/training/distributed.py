@@ -44,6 +44,20 @@ class DistContext:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return float(t.item())
 
+    def replicas_identical(self, model: torch.nn.Module, device: torch.device) -> bool:
+        """Whether every rank holds bit-identical parameters (compares a per-tensor fingerprint).
+
+        The fingerprint is the float64 sum and sum of squares of every parameter and buffer: any divergence
+        between DDP replicas (a missed all-reduce, a rank-local update) changes it.
+        """
+        if not self.enabled:
+            return True
+        tensors = [*model.parameters(), *model.buffers()]
+        fp = torch.stack([v for t in tensors for v in (t.double().sum(), t.double().square().sum())]).to(device)
+        gathered = [torch.empty_like(fp) for _ in range(self.world_size)]
+        dist.all_gather(gathered, fp)
+        return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()

@@ -1,7 +1,8 @@
 """The run's history file: one JSON object per line (``history.jsonl``), train and validation rows.
 
-Train rows (``"kind": "train"``) hold the mean of every loss term and loss statistic over the last
-``log_every`` steps, the learning rate, the mean step time and samples per second. Validation rows
+Train rows (``"kind": "train"``) hold the means over the last ``log_every`` steps of the weighted total
+``loss``, every loss term ``loss_<term>`` and every loss statistic (e.g. ``mal_feat_var``), the learning
+rate ``lr``, ``grad_norm``, the mean ``step_time_s`` and ``samples_per_s``. Validation rows
 (``"kind": "valid"``) hold the validation loss terms and metrics. Every row has the global ``step`` (the
 number of updates done when it was written) and the ``stage``.
 """

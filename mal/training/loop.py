@@ -35,7 +35,7 @@ from mal.config import ConfigError
 from mal.io import atomic_write_json
 from mal.training.checkpoint import read_training_checkpoint, save_training_checkpoint, set_rng_state
 from mal.training.config import HIGHER_IS_BETTER, TrainConfig
-from mal.training.data import training_loader, validation_items
+from mal.training.data import batch_at, training_loader, validation_items
 from mal.training.distributed import DistContext, setup
 from mal.training.history import HistoryWriter
 from mal.training.schedule import StepSchedule
@@ -191,6 +191,8 @@ class Trainer:
             self._pending_rng = init_ckpt["training"]["rng"]
         if resume_ckpt is not None:
             self._restore(resume_ckpt)
+        elif cfg.calibrate:
+            self._calibrate()
 
         fwd: nn.Module = self.model
         if dctx.enabled:
@@ -259,10 +261,32 @@ class Trainer:
         self.skipped = int(tr["skipped_steps"])
         self.train_seconds = float(tr["train_seconds"])
         self.best = dict(tr["best"])
+        for name, weight in tr["loss_weights"].items():
+            self.objective.set_weight(name, weight)  # calibrated weights are part of the run's state
         self._pending_rng = tr["rng"]
         if self.dctx.is_main:
             self.history.truncate_after(self.step)
             log.info("resumed %s at global step %d", self.run_dir, self.step)
+
+    def _calibrate(self) -> None:
+        """Scale the terms named in ``cfg.calibrate`` on the stage's first batch (the same on every rank)."""
+        from mal.losses import calibrate_weight
+
+        noisy, clean = batch_at(self.cfg.data, self.cfg.seed, self.stage_start)
+        noisy, clean = noisy.to(self.device), clean.to(self.device)
+        with torch.no_grad(), self.autocast():
+            estimate = self.model(noisy).float()
+        for term, ratio in self.cfg.calibrate.items():
+            weight = calibrate_weight(self.objective, term, estimate, clean, ratio=ratio)
+            self.objective.set_weight(term, weight)
+            if self.dctx.is_main:
+                log.info(
+                    "calibrated loss.%s weight to %.4g (%.3g × the other terms at step %d)",
+                    term,
+                    weight,
+                    ratio,
+                    self.step,
+                )
 
     # ------------------------------------------------------------------------------------------- helpers
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -283,6 +307,7 @@ class Trainer:
             scheduler=self.schedule.state_dict(),
             grad_scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
             best=self.best,
+            loss_weights=dict(self.objective.weights),
             skipped_steps=self.skipped,
             train_seconds=self.train_seconds,
         )
@@ -319,6 +344,7 @@ class Trainer:
             estimate = self.forward_model(noisy)
             # Loss in float32 from the estimate on; autocast still speeds up the MAL / deep-feature networks.
             total, terms = self.objective(estimate.float(), clean)
+        terms = {k: v for k, v in terms.items() if k != "total"}  # the total is logged as "loss"
         bad_terms = [k for k, v in terms.items() if not math.isfinite(float(v))]
         loss_bad = not bool(torch.isfinite(total.detach()).item()) or bool(bad_terms)
         # Every rank must take the same branch, or the next collective would hang.
@@ -340,7 +366,11 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": float(total.detach()), **{k: float(v) for k, v in terms.items()}, **self._loss_stats()} | {
+        # Same names as validation rows: "loss" (the weighted total) and "loss_<term>" (each unweighted term).
+        return {
+            "loss": float(total.detach()),
+            **{f"loss_{k}": float(v) for k, v in terms.items()},
+            **self._loss_stats(),
             "lr": lr,
             "grad_norm": grad_norm,
         }
@@ -422,7 +452,9 @@ class Trainer:
                     self._save(self.last_path)
                 window_start += time.perf_counter() - pause  # validation and checkpoints are not step time
         bar.close()
-        dctx.barrier()
+        in_sync = dctx.replicas_identical(self.model, self.device)
+        if not in_sync:
+            raise RuntimeError(f"DDP replicas diverged: ranks hold different weights after global step {self.step}")
         wall = time.perf_counter() - wall_start
         summary: dict[str, Any] = {}
         if dctx.is_main:
@@ -476,7 +508,7 @@ class Trainer:
             "global_step": self.step,
             "skipped_steps": self.skipped,
             "device": str(self.device),
-            "world_size": self.dctx.world_size,
+            "world_size": self.dctx.world_size,  # DDP replicas are checked bit-identical at the end
             "batch_size": self.cfg.data.batch_size,
             "wall_seconds": wall,
             "train_seconds": self.train_seconds,
@@ -486,6 +518,7 @@ class Trainer:
             "valid": valid,
             "noisy": noisy,
             "best": self.best,
+            "loss_weights": dict(self.objective.weights),
             "mal_version": mal.__version__,
         }
 

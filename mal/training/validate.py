@@ -82,7 +82,8 @@ def validate(
                 total, breakdown = objective(est, y)
                 totals.append(float(total))
                 for k, v in breakdown.items():
-                    terms.setdefault(k, []).append(float(v))
+                    if k != "total":  # reported as "loss"
+                        terms.setdefault(k, []).append(float(v))
                 cleans.append(clean)
                 estimates.append(est[0].cpu())
     finally:

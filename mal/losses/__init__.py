@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from mal.losses.combine import WeightedSum
 from mal.losses.conventional import MultiResolutionSTFTLoss, SISDRLoss, WaveformL1, si_sdr
+from mal.losses.deep_feature import DeepFeatureLoss
 from mal.losses.model_as_loss import ModelAsLoss
 from mal.losses.objective import TERM_NAMES, LossConfig, build_objective, calibrate_weight
 
 __all__ = [
     "TERM_NAMES",
+    "DeepFeatureLoss",
     "LossConfig",
     "ModelAsLoss",
     "MultiResolutionSTFTLoss",

@@ -45,35 +45,13 @@ from torch import nn
 from torch.func import functional_call
 
 from mal.losses._checks import check_pair
+from mal.losses._frozen import freeze, needs_cudnn_off
 from mal.models.base import Encoded, SEModel, as_batch
 
 Variant = Literal["frozen", "frozen-fe", "dynamic"]
 VARIANTS: tuple[str, ...] = ("frozen", "frozen-fe", "dynamic")
 DISTANCES: tuple[str, ...] = ("l1", "l2")
 LAYER_MODES: tuple[str, ...] = ("bottleneck", "all")
-
-
-def _pin_frozen_mode(module: nn.Module, args: tuple) -> None:
-    """Forward pre-hook: a frozen module computes in eval mode, whatever ``.train()`` was last called.
-
-    Dropout-free RNNs go to training mode instead: identical output, and cuDNN can only backpropagate
-    through an RNN in training mode.
-    """
-    module.training = isinstance(module, nn.RNNBase) and module.dropout == 0
-
-
-def pin_frozen_mode(module: nn.Module) -> list[torch.utils.hooks.RemovableHandle]:
-    """Make every submodule of ``module`` run in frozen (eval) mode; returns the hook handles."""
-    handles = [m.register_forward_pre_hook(_pin_frozen_mode) for m in module.modules()]
-    module.eval()
-    for m in module.modules():
-        _pin_frozen_mode(m, ())
-    return handles
-
-
-def _needs_cudnn_off(module: nn.Module) -> bool:
-    """An RNN with dropout must stay in eval mode when frozen, and then cuDNN cannot run its backward."""
-    return any(isinstance(m, nn.RNNBase) and m.dropout > 0 for m in module.modules())
 
 
 class _EncodeOnly(nn.Module):
@@ -183,18 +161,12 @@ class ModelAsLoss(nn.Module):
 
         if variant == "frozen":
             snapshot = copy.deepcopy(model)
-            for p in snapshot.parameters():
-                p.requires_grad_(False)
-                p.grad = None
-            self._hooks = pin_frozen_mode(snapshot)
+            self._hooks = freeze(snapshot)
             self.snapshot = snapshot
-            self._cudnn_off = _needs_cudnn_off(snapshot)
+            self._cudnn_off = needs_cudnn_off(snapshot)
         elif variant == "frozen-fe":
-            model.encoder.requires_grad_(False)
-            for p in model.encoder.parameters():
-                p.grad = None
-            self._hooks = pin_frozen_mode(model.encoder)
-            self._cudnn_off = _needs_cudnn_off(model.encoder)
+            self._hooks = freeze(model.encoder)
+            self._cudnn_off = needs_cudnn_off(model.encoder)
         else:
             self._cudnn_off = False
             object.__setattr__(self, "_encode_only", _EncodeOnly(model))

@@ -151,17 +151,18 @@ class DeepFeatureLoss(nn.Module):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 net = _builder(backbone)()
-            warnings.warn(
-                f"DeepFeatureLoss: {backbone} has RANDOM weights (random_init=True); results are labelled "
-                "'random-init' and are not a pretrained deep feature loss",
-                stacklevel=2,
-            )
         else:
             net = _builder(backbone)()
             _load_weights(net, path, backbone, layers)
         n_conv = len(net.feature_extractor.conv_layers)
         n_tf = len(net.encoder.transformer.layers)
         self.layers = self._resolve_layers(layers, n_conv, n_tf)
+        if path is None:
+            warnings.warn(
+                f"DeepFeatureLoss: {backbone} has RANDOM weights (random_init=True); results are labelled "
+                "'random-init' and are not a pretrained deep feature loss",
+                stacklevel=2,
+            )
         self.n_conv = n_conv
         self.extractor = net.feature_extractor
         # The transformer is kept only when a transformer layer is compared (it is ~95 % of the parameters),

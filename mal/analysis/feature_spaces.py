@@ -8,8 +8,9 @@ Each space is a distance ``d(estimate, clean)`` over waveforms, with the (estima
 * ``mrstft``: ``mal.losses.MultiResolutionSTFTLoss`` (spectral convergence + log-magnitude at several
   resolutions), the usual conventional loss.
 * ``deep:<backbone>``: ``mal.losses.DeepFeatureLoss`` on a self-supervised speech model (e.g. ``wavlm_base``).
-  Pretrained weights only when a local file gives them; otherwise the space is labelled ``(random-init)`` so that
-  nobody mistakes a random network's features for WavLM's.
+  Pretrained weights only when a local file (or the torch hub cache) gives them; the space is labelled
+  ``deep:<backbone> (pretrained)`` or ``deep:<backbone> (random-init)``, so that nobody mistakes a random network's
+  features for WavLM's.
 * ``lossnet``: ``mal.losses.LossNetFeatureLoss`` with a lossnet checkpoint pretrained by ``mal`` (Germain et al.
   2019 style); skipped, with the reason recorded, when no checkpoint is given.
 """
@@ -82,7 +83,8 @@ def build_spaces(
     Args:
         names: any of ``logmel``, ``mrstft``, ``deep:<backbone>``, ``lossnet``.
         device: where the distances run.
-        deep_weights: local file with pretrained weights for the ``deep:`` backbone; ``None`` → random-init (labelled).
+        deep_weights: local file with pretrained weights for the ``deep:`` backbone; ``None`` → the torch hub cache
+            if it holds them, else a random-init backbone (labelled so).
         lossnet_checkpoint: a lossnet pretrained by ``mal``; ``None`` → ``lossnet`` is skipped with a reason.
 
     Returns:
@@ -101,16 +103,15 @@ def build_spaces(
                 ComparisonSpace("mrstft", MultiResolutionSTFTLoss().to(device).eval(), "multi-resolution STFT loss")
             )
         elif name.startswith("deep:"):
-            from mal.losses import DeepFeatureLoss
+            from mal.losses.deep_feature import DeepFeatureLoss, find_weights
 
             backbone = name.split(":", 1)[1]
-            random_init = not deep_weights
-            kwargs = {"random_init": True} if random_init else {"weights": deep_weights}
-            module = DeepFeatureLoss(backbone, **kwargs).to(device).eval()
-            label = f"deep:{backbone}" + (" (random-init)" if random_init else "")
-            spaces.append(
-                ComparisonSpace(label, module, f"{backbone} features, {'random-init' if random_init else 'pretrained'}")
-            )
+            # pretrained only when a file really provides the weights (given path, or the torch hub cache)
+            weights = find_weights(backbone, deep_weights or None)
+            module = DeepFeatureLoss(backbone, weights_path=weights, random_init=weights is None).to(device).eval()
+            tag = "pretrained" if module.pretrained else "random-init"
+            description = f"{backbone} feature distance ({tag}, layers {list(module.layers)})"
+            spaces.append(ComparisonSpace(f"deep:{backbone} ({tag})", module, description))
         elif name == "lossnet":
             if not lossnet_checkpoint:
                 skipped["lossnet"] = "no lossnet checkpoint given (parameter lossnet_checkpoint)"

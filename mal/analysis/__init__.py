@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from mal.analysis.config import AnalysisConfig, parse_checkpoints
+from mal.analysis.config import AnalysisConfig, check_checkpoints
 from mal.analysis.correlation import (
     SpearmanResult,
     best_space,
@@ -49,6 +49,7 @@ __all__ = [
     "best_space",
     "bootstrap_mean_ci",
     "build_spaces",
+    "check_checkpoints",
     "correlation_table",
     "encoder_features",
     "enhance_once",
@@ -57,7 +58,6 @@ __all__ = [
     "iterate_enhancement",
     "layer_distances",
     "layer_names",
-    "parse_checkpoints",
     "pool",
     "project",
     "project_pooled",

@@ -15,22 +15,18 @@ def split_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def parse_checkpoints(text: str, where: str = "checkpoints") -> dict[str, str]:
-    """Parse ``"label=path,label=path"`` into an ordered ``{label: path}``; raise :class:`ConfigError` on bad input."""
-    out: dict[str, str] = {}
-    for entry in split_list(text):
-        label, sep, path = entry.partition("=")
-        label, path = label.strip(), path.strip()
-        if not sep or not label or not path:
-            raise ConfigError(f"{where}: entry {entry!r} is not 'label=path' (e.g. 'baseline=runs/x/best.pt')")
-        if label in out:
-            raise ConfigError(f"{where}: label {label!r} is given twice")
+def check_checkpoints(checkpoints: dict[str, str], where: str = "AnalysisConfig.checkpoints") -> dict[str, str]:
+    """Validate a ``{label: checkpoint path}`` mapping; raise :class:`ConfigError` naming the bad entry."""
+    if not checkpoints:
+        raise ConfigError(f"{where}: give at least one entry, e.g. {{'baseline': 'runs/x/checkpoints/best.pt'}}")
+    for label, path in checkpoints.items():
+        if not label.strip() or label != label.strip():
+            raise ConfigError(f"{where}: label {label!r} must be a non-empty name without surrounding spaces")
         if label in ("noisy", "clean"):
             raise ConfigError(f"{where}: {label!r} is a reserved label; rename it")
-        out[label] = path
-    if not out:
-        raise ConfigError(f"{where}: give at least one 'label=path' entry")
-    return out
+        if not path.strip():
+            raise ConfigError(f"{where}: the path of {label!r} is empty")
+    return checkpoints
 
 
 @dataclasses.dataclass
@@ -41,18 +37,21 @@ class AnalysisConfig(ConfigBase):
     dataset: str = "mal-offline"  # name for mal.data.open_dataset
     data_root: str = "data/mal-offline"  # root of that dataset
     split: str = "test"  # which split to analyse
-    # label=path of every system (checkpoint) compared; their outputs are the estimates of the study
-    checkpoints: str = (
-        "warmup=runs/02_training/warmup/best.pt,baseline=runs/02_training/baseline/best.pt,"
-        "mal=runs/02_training/mal-frozen/best.pt"
+    # label → checkpoint of every system compared; their outputs are the estimates of the study
+    checkpoints: dict[str, str] = dataclasses.field(
+        default_factory=lambda: {
+            "warmup": "runs/02_training/warmup/checkpoints/best.pt",
+            "baseline": "runs/02_training/baseline/checkpoints/best.pt",
+            "mal": "runs/02_training/mal-frozen/checkpoints/best.pt",
+        }
     )
     judge: str = "warmup"  # label(s) from checkpoints whose encoder measures distances (first: projections)
     layers: str = "all"  # encoder feature maps: all | bottleneck | blocks | indices like "0,2,-1"
     distance: str = "l1"  # l1 | l2, normalised per layer by the reference's own magnitude
-    n_files: int = 32  # files in the correlation study (0 = the whole split)
+    n_files: int = 32  # files in the correlation study (0: the whole split)
     metrics: str = "pesq_wb,stoi,si_sdr"  # metrics correlated with each distance
     spaces: str = "logmel,mrstft,deep:wavlm_base"  # comparison feature spaces
-    deep_weights: str = ""  # local pretrained weights for the deep: backbone ("" = random-init, labelled so)
+    deep_weights: str = ""  # local pretrained weights of the deep: backbone (empty: hub cache, else random-init)
     lossnet_checkpoint: str = ""  # a lossnet pretrained by mal, enables the 'lossnet' space
     projections: str = "pca,tsne"  # 2-D projection methods (umap when installed)
     k_max: int = 5  # K: passes of repeated enhancement
@@ -61,15 +60,18 @@ class AnalysisConfig(ConfigBase):
     n_boot: int = 1000  # bootstrap resamples for every CI
     seed: int = 0  # bootstrap and projection seed
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 1  # torch CPU threads (the pipeline runner packs steps onto cores with it)
     interactive: bool = False  # build the ipywidgets explorer
 
     def validate(self) -> None:
-        ckpts = parse_checkpoints(self.checkpoints)
+        ckpts = check_checkpoints(self.checkpoints)
         missing = [j for j in self.judge_labels if j not in ckpts]
         if missing:
             raise ConfigError(f"AnalysisConfig.judge: {missing} not among the checkpoint labels {list(ckpts)}")
         if self.distance not in ("l1", "l2"):
             raise ConfigError(f"AnalysisConfig.distance: {self.distance!r} is not 'l1' or 'l2'")
+        if self.threads < 1:
+            raise ConfigError(f"AnalysisConfig.threads: must be >= 1, got {self.threads}")
         for name in ("n_files", "sc_files", "n_boot"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"AnalysisConfig.{name}: must be >= 0, got {getattr(self, name)}")
@@ -94,10 +96,6 @@ class AnalysisConfig(ConfigBase):
                 ) from err
             if not indices:
                 raise ConfigError("AnalysisConfig.layers: no layer selected")
-
-    @property
-    def checkpoint_map(self) -> dict[str, str]:
-        return parse_checkpoints(self.checkpoints)
 
     @property
     def judge_labels(self) -> list[str]:

@@ -31,6 +31,12 @@ from mal.models.base import SEModel
 from mal.plots import save_figure
 
 
+def prepare_runtime(device: str = "auto", threads: int = 1) -> torch.device:
+    """Limit torch to ``threads`` CPU threads and resolve ``device`` (see :func:`resolve_device`)."""
+    torch.set_num_threads(threads)
+    return resolve_device(device)
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` → CUDA when available, else CPU; anything else as given (``cuda`` without a GPU is an error)."""
     if name == "auto":

@@ -2,30 +2,31 @@ from __future__ import annotations
 
 import pytest
 
-from mal.analysis import AnalysisConfig, parse_checkpoints
+from mal.analysis import AnalysisConfig, check_checkpoints
 from mal.config import ConfigError
 
 
 def test_defaults_validate_and_round_trip(tmp_path) -> None:
     cfg = AnalysisConfig()
-    assert list(cfg.checkpoint_map) == ["warmup", "baseline", "mal"]
+    assert list(cfg.checkpoints) == ["warmup", "baseline", "mal"]
     assert cfg.judge_labels == ["warmup"] and cfg.metric_list == ["pesq_wb", "stoi", "si_sdr"]
     path = cfg.save(tmp_path / "config.yaml")
     assert AnalysisConfig.load(path) == cfg
 
 
-def test_parse_checkpoints() -> None:
-    assert parse_checkpoints(" a = x/a.pt, b=y.pt ,") == {"a": "x/a.pt", "b": "y.pt"}
-    for bad, msg in [("a", "label=path"), ("a=x,a=y", "twice"), ("noisy=x", "reserved"), ("", "at least one")]:
+def test_check_checkpoints() -> None:
+    assert check_checkpoints({"a": "x/a.pt"}) == {"a": "x/a.pt"}
+    for bad, msg in [({"noisy": "x"}, "reserved"), ({}, "at least one"), ({"a": " "}, "empty"), ({" a": "x"}, "label")]:
         with pytest.raises(ConfigError, match=msg):
-            parse_checkpoints(bad)
+            check_checkpoints(bad)
 
 
 @pytest.mark.parametrize(
     ("params", "msg"),
     [
         ({"judge": "other"}, "not among the checkpoint labels"),
-        ({"checkpoints": "baseline"}, "label=path"),
+        ({"checkpoints": "baseline=x.pt"}, "expected a mapping"),
+        ({"checkpoints": {"a": 3}}, "expected a string"),
         ({"k_max": 0}, "k_max"),
         ({"n_files": -1}, "n_files"),
         ({"distance": "cos"}, "distance"),

@@ -68,12 +68,12 @@ def test_load_systems_and_device(checkpoints, tmp_path) -> None:
 def test_real_models_real_metrics_end_to_end(checkpoints, tmp_path) -> None:
     """Tiny random-init waveunet (1-D features) and specmask (2-D features) with mal.metrics; summary round trip."""
     cfg = AnalysisConfig.from_params(
-        checkpoints=",".join(f"{k}={v}" for k, v in checkpoints.items()),
+        checkpoints=checkpoints,
         judge="specmask,waveunet",
         k_max=2,
         run_dir=str(tmp_path / "run"),
     )
-    systems = load_systems(cfg.checkpoint_map)
+    systems = load_systems(cfg.checkpoints)
     items = Spread(mixtures([0.0, 5.0, 10.0, 15.0, 20.0], same_clean=False, seconds=1.5), 4)
     spaces, skipped = build_spaces(["logmel", "mrstft", "lossnet"])
     study = run_feature_study(

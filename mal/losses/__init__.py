@@ -16,6 +16,7 @@ from __future__ import annotations
 from mal.losses.combine import WeightedSum
 from mal.losses.conventional import MultiResolutionSTFTLoss, SISDRLoss, WaveformL1, si_sdr
 from mal.losses.deep_feature import DeepFeatureLoss
+from mal.losses.lossnet import LossNet, LossNetConfig, LossNetFeatureLoss, load_lossnet, pretrain_lossnet
 from mal.losses.model_as_loss import ModelAsLoss
 from mal.losses.objective import TERM_NAMES, LossConfig, build_objective, calibrate_weight
 
@@ -23,6 +24,9 @@ __all__ = [
     "TERM_NAMES",
     "DeepFeatureLoss",
     "LossConfig",
+    "LossNet",
+    "LossNetConfig",
+    "LossNetFeatureLoss",
     "ModelAsLoss",
     "MultiResolutionSTFTLoss",
     "SISDRLoss",
@@ -30,5 +34,7 @@ __all__ = [
     "WeightedSum",
     "build_objective",
     "calibrate_weight",
+    "load_lossnet",
+    "pretrain_lossnet",
     "si_sdr",
 ]

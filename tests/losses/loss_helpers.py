@@ -70,3 +70,34 @@ def add_noise(clean: torch.Tensor, snr_db: float, seed: int = 1) -> torch.Tensor
     p_s = clean.square().mean(dim=-1, keepdim=True)
     p_n = noise.square().mean(dim=-1, keepdim=True)
     return clean + noise * torch.sqrt(p_s / (p_n * 10 ** (snr_db / 10)))
+
+
+class ToyCorpus(torch.utils.data.Dataset):
+    """Items ``(noisy (1, T), clean (1, T), meta)`` like a mal corpus: harmonic-tone "speakers" in colour noise.
+
+    Three speakers (f0 around 110, 220 and 440 Hz) × two noise types (white, brown), SNR 0–5 dB.
+    """
+
+    def __init__(self, per_class: int = 6, seconds: float = 1.0, sample_rate: int = 16000, seed: int = 0) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        t = torch.arange(int(seconds * sample_rate)) / sample_rate
+        self.items: list[tuple[torch.Tensor, torch.Tensor, dict[str, str]]] = []
+        for speaker, f0 in (("low", 110.0), ("mid", 220.0), ("high", 440.0)):
+            for noise_type in ("white", "brown"):
+                for _ in range(per_class):
+                    f = f0 * (1 + 0.05 * torch.rand((), generator=gen).item())
+                    phases = torch.rand(5, generator=gen) * 6
+                    clean = 0.1 * sum(torch.sin(2 * math.pi * h * f * t + phases[h]) / h for h in range(1, 5))
+                    white = torch.randn(t.shape, generator=gen)
+                    noise = white if noise_type == "white" else torch.cumsum(white, 0)
+                    noise = noise - noise.mean()
+                    snr = 5 * torch.rand((), generator=gen).item()
+                    noise = noise / noise.std() * clean.std() * 10 ** (-snr / 20)
+                    meta = {"speaker": speaker, "noise_type": noise_type, "file_id": f"{speaker}-{noise_type}"}
+                    self.items.append(((clean + noise)[None], clean[None], meta))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, str]]:
+        return self.items[index]

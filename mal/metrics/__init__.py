@@ -6,7 +6,7 @@
 
 Names (:data:`METRIC_NAMES`): ``pesq_wb`` (16 kHz) and ``pesq_nb`` (8 kHz only), ``stoi`` and ``estoi``
 (pystoi, labelled apart), ``si_sdr`` (zero-mean, dB), ``ssnr`` (segmental SNR of the composite measure, dB),
-``csig`` / ``cbak`` / ``covl`` (Loizou's composite measure, :mod:`mal.metrics.composite`),
+``csig`` / ``cbak`` / ``covl`` (Loizou's composite measure, :mod:`mal.metrics.loizou`),
 ``dnsmos_sig`` / ``dnsmos_bak`` / ``dnsmos_ovrl`` / ``dnsmos_p808`` (speechmos, offline) and ``distillmos``
 (offline stand-in for NISQA). ``nisqa`` is optional and needs user weights.
 
@@ -16,9 +16,9 @@ Input rules (shape, int/float scale, length alignment, silence) are in :mod:`mal
 from __future__ import annotations
 
 from mal.metrics.batch import score_many
-from mal.metrics.composite import CompositeScores, composite, segmental_snr
 from mal.metrics.inputs import MetricUndefined, prepare_pair
 from mal.metrics.intrusive import pesq, si_sdr, stoi
+from mal.metrics.loizou import CompositeScores, composite, segmental_snr
 from mal.metrics.nonintrusive import distillmos, dnsmos
 from mal.metrics.scoring import (
     HIGHER_IS_BETTER,

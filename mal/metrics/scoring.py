@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from mal.config import ConfigBase, ConfigError
-from mal.metrics import composite as _composite
 from mal.metrics import intrusive, nonintrusive
+from mal.metrics import loizou as _composite
 from mal.metrics.inputs import SILENCE_PEAK, MetricUndefined, Pair, check_sample_rate, prepare_pair
 
 # The public names, in table order (DESIGN §2). Nothing else appears in a metric column.

@@ -1,0 +1,931 @@
+"""The mal-offline corpus: noisy/clean pairs built from packaged real recordings, byte-identical from a seed.
+
+Layout of a built corpus (paths in manifests are relative to the root)::
+
+    <root>/corpus.json              config, seed, sources and licences, per-split summary, content hash
+    <root>/SHA256SUMS               one line per file (``sha256sum -c SHA256SUMS`` checks it)
+    <root>/<split>/manifest.csv     id, clean, noisy, speaker, language, prompt, noise_type, noise_source, snr_db, ...
+    <root>/<split>/clean/<id>.wav   16 kHz mono PCM-16
+    <root>/<split>/noisy/<id>.wav
+
+Splits:
+
+* ``train`` / ``valid`` / ``test``: in-domain. Asterisk prompts (4 speakers, 5 languages) split by *prompt
+  name*, so a test prompt and all its translations are never in train. Noise: hold music, MegaGlest ambience,
+  keyboard clicks (long files split in time, short ones whole by name), generated colour noise and hum.
+  Train SNRs are drawn uniformly from ``train_snr_db``; valid and test use the fixed ``test_snr_levels_db``,
+  balanced over levels × noise types (as VoiceBank-DEMAND's test set uses fixed levels).
+* ``test_ood``: other real speakers (KTuberling words joined into utterances, one voice per language) and other
+  noise (Sonic Pi samples, LinCity city sounds, Tux Racer slide textures), at the test levels.
+* ``test_reverb``: test prompts in simulated rooms (see :mod:`mal.data.rooms`) with test-split noise; the
+  clean reference is the dry speech aligned to the direct path.
+
+Every random choice comes from ``numpy.random.SeedSequence([seed, <purpose>, ...])``, so the same seed and
+config rebuild the same bytes, whatever was built before.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+import warnings
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import mal
+from mal.audio import SAMPLE_RATE, write_audio
+from mal.config import ConfigBase, ConfigError
+from mal.data import paths
+from mal.data.errors import DataError
+from mal.data.mixing import (
+    NoiseClip,
+    assemble_noise,
+    check_noise_level,
+    peak_guard,
+    rms_dbfs,
+    scale_noise_to_snr,
+    set_level,
+)
+from mal.data.rooms import Room, make_room, reverberate
+from mal.data.sources import (
+    SOURCES,
+    Archive,
+    DecodedCache,
+    Excluded,
+    SourceFile,
+    list_source_files,
+    prepare_archives,
+)
+from mal.data.synth_noise import COLOURS, coloured_noise, mains_hum
+from mal.io import atomic_write_json, atomic_write_text
+
+FORMAT = "mal-offline/1"
+SPLITS = ("train", "valid", "test", "test_ood", "test_reverb")
+IN_DOMAIN_SPLITS = ("train", "valid", "test")
+MANIFEST_COLUMNS = (
+    "id",
+    "clean",
+    "noisy",
+    "split",
+    "speaker",
+    "language",
+    "prompt",
+    "speech_source",
+    "noise_type",
+    "noise_source",
+    "snr_db",
+    "speech_level_dbfs",
+    "room",
+    "rt60_s",
+    "duration_s",
+    "seed",
+)
+
+ALL_SOURCES = tuple(SOURCES)
+PROFILE_SOURCES: dict[str, tuple[str, ...]] = {
+    # CI-sized: two in-domain voices, small noise packages, and the two smallest out-of-domain packages.
+    "smoke": (
+        "asterisk-en",
+        "asterisk-fr",
+        "opsound-moh",
+        "bucklespring",
+        "colour-noise",
+        "hum",
+        "ktuberling",
+        "sonic-pi",
+    ),  # fmt: skip
+    "quick": ALL_SOURCES,
+    "full": ALL_SOURCES,
+}
+# Utterances per split (-1: every usable one) and number of simulated rooms.
+PROFILE_SIZES: dict[str, dict[str, int]] = {
+    "smoke": {"train": 24, "valid": 8, "test": 8, "test_ood": 8, "test_reverb": 8, "rooms": 2},
+    "quick": {"train": 600, "valid": 60, "test": 120, "test_ood": 84, "test_reverb": 80, "rooms": 8},
+    "full": {"train": -1, "valid": -1, "test": -1, "test_ood": -1, "test_reverb": -1, "rooms": 24},
+}
+# Noise files at least this long are split in time between train/valid/test; shorter ones go whole to one split.
+LONG_NOISE_SECONDS = 20.0
+# Pause between consecutive events of event-like noise (seconds); continuous beds use (0, 0).
+NOISE_GAPS: dict[str, tuple[float, float]] = {
+    "keyboard": (0.03, 0.25),
+    "instruments": (0.0, 0.5),
+    "city": (0.0, 0.3),
+}
+GENERATED_TYPES = ("colour", "hum")
+# Trimming: frames (10 ms) within this many dB of the loudest frame count as speech; a margin is kept.
+TRIM_DB = 40.0
+TRIM_MARGIN_S = 0.05
+MIN_SPEECH_S = 0.2
+# Peaks are kept this far below the configured limit, so PCM-16 rounding can never reach it.
+PEAK_HEADROOM = 0.98
+
+
+@dataclasses.dataclass
+class CorpusConfig(ConfigBase):
+    """What to build. Sizes left at ``None`` come from the profile (see ``PROFILE_SIZES``)."""
+
+    profile: Literal["smoke", "quick", "full"] = "quick"  # smoke: CI-sized; quick: CPU study; full: every file
+    seed: int = 0  # the same seed and config rebuild the same bytes
+    root: str | None = None  # output folder; None: <data>/corpora/<profile> ($MAL_DATA_DIR or ./data)
+    sources: list[str] | None = None  # names from mal.data.SOURCES; None: the profile's sources
+    train_snr_db: tuple[float, float] = (0.0, 15.0)  # train SNRs drawn uniformly from this range (dB)
+    test_snr_levels_db: tuple[float, ...] = (2.5, 7.5, 12.5, 17.5)  # fixed levels of valid and all test sets
+    speech_level_dbfs: tuple[float, float] = (-33.0, -23.0)  # clean RMS level drawn per utterance (dBFS)
+    peak: float = 0.9  # the larger peak of clean and noisy stays below this (pair scaled together)
+    utterance_seconds: tuple[float, float] = (2.0, 6.0)  # train/valid utterance length range
+    test_utterance_seconds: tuple[float, float] = (2.0, 4.0)  # test and test_reverb: short, so evaluation is cheap
+    ood_utterance_seconds: tuple[float, float] = (3.0, 6.0)  # KTuberling words joined into utterances of this length
+    gap_seconds: tuple[float, float] = (0.1, 0.3)  # silence between joined prompts or words
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/valid/test share of prompts and noise
+    rt60_s: tuple[float, float] = (0.3, 0.9)  # reverberation time range of the simulated rooms
+    n_train: int | None = None  # utterances per split; -1: all usable; None: profile default
+    n_valid: int | None = None
+    n_test: int | None = None
+    n_test_ood: int | None = None
+    n_test_reverb: int | None = None
+    n_rooms: int | None = None  # simulated rooms for test_reverb; None: profile default
+
+    def validate(self) -> None:
+        pairs = {
+            "train_snr_db": self.train_snr_db,
+            "speech_level_dbfs": self.speech_level_dbfs,
+            "utterance_seconds": self.utterance_seconds,
+            "test_utterance_seconds": self.test_utterance_seconds,
+            "ood_utterance_seconds": self.ood_utterance_seconds,
+            "gap_seconds": self.gap_seconds,
+            "rt60_s": self.rt60_s,
+        }
+        for name, value in pairs.items():
+            if len(value) != 2 or value[0] > value[1]:
+                raise ConfigError(f"CorpusConfig.{name}: expected (low, high) with low <= high, got {value}")
+        for name in ("utterance_seconds", "test_utterance_seconds", "ood_utterance_seconds"):
+            lo, hi = getattr(self, name)
+            if lo <= 0 or hi < 2 * lo:
+                # Joining short prompts relies on two short pieces always fitting under the maximum.
+                raise ConfigError(f"CorpusConfig.{name}: need 0 < low and high >= 2*low, got {(lo, hi)}")
+        if not self.test_snr_levels_db:
+            raise ConfigError("CorpusConfig.test_snr_levels_db: give at least one level")
+        if not 0 < self.peak <= 1:
+            raise ConfigError(f"CorpusConfig.peak: must be in (0, 1], got {self.peak}")
+        if self.speech_level_dbfs[1] >= 0:
+            raise ConfigError(f"CorpusConfig.speech_level_dbfs: must be below 0 dBFS, got {self.speech_level_dbfs}")
+        fr = self.split_fractions
+        if len(fr) != 3 or min(fr) <= 0 or abs(sum(fr) - 1) > 1e-6:
+            raise ConfigError(f"CorpusConfig.split_fractions: three positive shares summing to 1, got {fr}")
+        if self.rt60_s[0] <= 0.05:
+            raise ConfigError(f"CorpusConfig.rt60_s: RT60 must exceed 0.05 s, got {self.rt60_s}")
+        for split in SPLITS:
+            n = getattr(self, f"n_{split}")
+            if n is not None and n < -1:
+                raise ConfigError(f"CorpusConfig.n_{split}: -1 (all), 0 (skip) or a positive count, got {n}")
+        if self.n_rooms is not None and self.n_rooms < 1:
+            raise ConfigError(f"CorpusConfig.n_rooms: at least 1, got {self.n_rooms}")
+        if self.sources is not None:
+            unknown = sorted(set(self.sources) - set(SOURCES))
+            if unknown:
+                raise ConfigError(f"CorpusConfig.sources: unknown {unknown}; known: {sorted(SOURCES)}")
+            roles = {(SOURCES[s].role, SOURCES[s].domain) for s in self.sources}
+            if ("speech", "in") not in roles or ("noise", "in") not in roles:
+                raise ConfigError(
+                    "CorpusConfig.sources: need at least one in-domain speech source (asterisk-*) and one "
+                    f"in-domain noise source; got {self.sources}"
+                )
+
+    # -- resolved values ------------------------------------------------------------------------------------------
+
+    def source_names(self) -> tuple[str, ...]:
+        return tuple(sorted(self.sources)) if self.sources is not None else PROFILE_SOURCES[self.profile]
+
+    def sizes(self) -> dict[str, int]:
+        """Utterances per split (-1: all) and ``rooms``, profile defaults filled in."""
+        out = dict(PROFILE_SIZES[self.profile])
+        for split in SPLITS:
+            if getattr(self, f"n_{split}") is not None:
+                out[split] = getattr(self, f"n_{split}")
+        if self.n_rooms is not None:
+            out["rooms"] = self.n_rooms
+        return out
+
+    def corpus_root(self) -> Path:
+        return Path(self.root) if self.root else paths.corpus_dir(self.profile)
+
+    def build_key(self) -> str:
+        """Hash of everything that changes the corpus content (the output folder does not)."""
+        content = {k: v for k, v in self.to_dict().items() if k != "root"}
+        content.update(sources=list(self.source_names()), sizes=self.sizes(), format=FORMAT)
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Randomness and splits
+
+
+def rng_for(seed: int, *keys: str | int) -> np.random.Generator:
+    """An independent generator per purpose: ``rng_for(seed, "mix", "train", 12)``."""
+    entropy = [int(seed) & 0xFFFFFFFF] + [zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in keys]
+    return np.random.default_rng(np.random.SeedSequence(entropy))
+
+
+def split_of(name: str, fractions: tuple[float, float, float]) -> str:
+    """Assign a prompt (or noise file) name to train/valid/test by a hash of the name alone.
+
+    It does not depend on the seed or the language, so translations of a prompt share a split and every seed
+    tests on the same prompts.
+    """
+    u = int(hashlib.sha256(name.encode()).hexdigest()[:12], 16) / 16**12
+    if u < fractions[0]:
+        return "train"
+    return "valid" if u < fractions[0] + fractions[1] else "test"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Speech: trimming, cutting long prompts at pauses, joining short ones
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    file: SourceFile
+    start: int  # samples into the decoded file
+    stop: int
+
+
+@dataclasses.dataclass
+class Utterance:
+    """A planned clean utterance: parts of one voice joined with silent gaps."""
+
+    source: str
+    speaker: str
+    language: str
+    parts: list[Part]
+    gaps: list[int]  # samples of silence between consecutive parts (len(parts) - 1)
+
+    @property
+    def prompt(self) -> str:
+        return "+".join(p.file.prompt or "" for p in self.parts)
+
+    @property
+    def n_samples(self) -> int:
+        return sum(p.stop - p.start for p in self.parts) + sum(self.gaps)
+
+
+def _frame_db(wav: np.ndarray, frame: int) -> np.ndarray:
+    n = wav.size // frame
+    if n == 0:
+        return np.array([10 * np.log10(np.mean(np.square(wav, dtype=np.float64)) + 1e-12)])
+    frames = wav[: n * frame].reshape(n, frame).astype(np.float64)
+    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+
+
+def trim_bounds(wav: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[int, int]:
+    """``(start, stop)`` of the speech: leading/trailing 10 ms frames more than TRIM_DB below the loudest are cut."""
+    frame = sample_rate // 100
+    db = _frame_db(wav, frame)
+    active = np.flatnonzero(db > db.max() - TRIM_DB)
+    margin = int(TRIM_MARGIN_S * sample_rate)
+    start = max(0, int(active[0]) * frame - margin)
+    stop = min(wav.size, (int(active[-1]) + 1) * frame + margin)
+    return start, stop
+
+
+def cut_at_pauses(wav: np.ndarray, start: int, stop: int, lo: int, hi: int) -> list[tuple[int, int]]:
+    """Cut ``wav[start:stop]`` into pieces of ``lo``..``hi`` samples at the quietest 10 ms frame of each window."""
+    frame = SAMPLE_RATE // 100
+    pieces, pos = [], start
+    while stop - pos > hi:
+        a, b = pos + lo, min(pos + hi, stop - lo)
+        db = _frame_db(wav[a:b], frame)
+        cut = a + int(np.argmin(db)) * frame + frame // 2
+        pieces.append((pos, cut))
+        pos = cut
+    pieces.append((pos, stop))
+    return pieces
+
+
+def plan_voice(
+    items: list[tuple[SourceFile, int, int, np.ndarray]],
+    lo: int,
+    hi: int,
+    gap: tuple[int, int],
+    rng: np.random.Generator,
+) -> tuple[list[Utterance], list[SourceFile]]:
+    """Turn one voice's trimmed recordings into utterances of ``lo``..``hi`` samples.
+
+    Recordings in range are used as they are, longer ones are cut at pauses, shorter ones are joined (in a
+    seeded random order) with silent gaps. Returns the utterances and the short recordings left over.
+    """
+    f0 = items[0][0]
+    utts: list[Utterance] = []
+
+    def utt(parts: list[Part], gaps: list[int]) -> Utterance:
+        return Utterance(f0.source, f0.speaker or "", f0.language or "", parts, gaps)
+
+    short = []
+    for f, s, e, wav in items:
+        if e - s > hi:
+            utts.extend(utt([Part(f, a, b)], []) for a, b in cut_at_pauses(wav, s, e, lo, hi))
+        elif e - s >= lo:
+            utts.append(utt([Part(f, s, e)], []))
+        else:
+            short.append(Part(f, s, e))
+    order = rng.permutation(len(short))
+    cur: list[Part] = []
+    gaps: list[int] = []
+    length, target = 0, int(rng.uniform(lo, hi))
+    deferred: list[Part] = []
+    for i in order:
+        part = short[int(i)]
+        g = int(rng.integers(gap[0], gap[1] + 1)) if cur else 0
+        size = part.stop - part.start
+        if cur and length + g + size > hi:
+            if length >= lo:
+                utts.append(utt(cur, gaps))
+                cur, gaps, length, target = [], [], 0, int(rng.uniform(lo, hi))
+                g = 0
+            else:
+                deferred.append(part)
+                continue
+        if cur:
+            gaps.append(g)
+        cur.append(part)
+        length += g + size
+        if length >= target:
+            utts.append(utt(cur, gaps))
+            cur, gaps, length, target = [], [], 0, int(rng.uniform(lo, hi))
+    leftover = [p.file for p in cur + deferred]
+    return utts, leftover
+
+
+def render_speech(utt: Utterance, cache: DecodedCache) -> np.ndarray:
+    """The clean waveform of a planned utterance, float32 ``(n_samples,)``."""
+    out = np.zeros(utt.n_samples, dtype=np.float32)
+    pos = 0
+    for i, part in enumerate(utt.parts):
+        wav = cache.load(part.file)[part.start : part.stop]
+        out[pos : pos + wav.size] = wav
+        pos += wav.size + (utt.gaps[i] if i < len(utt.gaps) else 0)
+    return out
+
+
+def select_balanced(utts: list[Utterance], n: int, rng: np.random.Generator) -> list[Utterance]:
+    """Pick ``n`` utterances (``-1``: all) round-robin over voices, so every speaker/language is represented."""
+    by_voice: dict[tuple[str, str], list[Utterance]] = defaultdict(list)
+    for u in utts:
+        by_voice[(u.speaker, u.language)].append(u)
+    queues = []
+    for voice in sorted(by_voice):
+        items = by_voice[voice]
+        queues.append([items[int(i)] for i in rng.permutation(len(items))])
+    voice_order = [queues[int(i)] for i in rng.permutation(len(queues))]
+    out: list[Utterance] = []
+    total = len(utts) if n < 0 else min(n, len(utts))
+    depth = 0
+    while len(out) < total:
+        for q in voice_order:
+            if depth < len(q) and len(out) < total:
+                out.append(q[depth])
+        depth += 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Noise pools
+
+
+def _noise_group(f: SourceFile) -> str:
+    # bucklespring stores each key as <code>-0 (press) and <code>-1 (release): keep a key's two sounds together.
+    stem = Path(f.member).stem
+    return stem.split("-")[0] if f.source == "bucklespring" else stem
+
+
+def in_domain_noise_pools(
+    files: list[SourceFile], cache: DecodedCache, fractions: tuple[float, float, float]
+) -> dict[str, dict[str, list[NoiseClip]]]:
+    """``{split: {noise_type: clips}}``: long files split in time (train first), short files whole by name."""
+    pools: dict[str, dict[str, list[NoiseClip]]] = {s: defaultdict(list) for s in IN_DOMAIN_SPLITS}
+    edges = np.cumsum((0.0, *fractions))
+    for f in files:
+        wav = cache.load(f)
+        dur = wav.size / SAMPLE_RATE
+        if dur >= LONG_NOISE_SECONDS:
+            for split, a, b in zip(IN_DOMAIN_SPLITS, edges[:-1], edges[1:], strict=True):
+                i0, i1 = int(round(a * wav.size)), int(round(b * wav.size))
+                pools[split][f.noise_type or ""].append(NoiseClip(f.key, wav[i0:i1], offset_s=i0 / SAMPLE_RATE))
+        else:
+            split = split_of(f"{f.source}/{_noise_group(f)}", fractions)
+            pools[split][f.noise_type or ""].append(NoiseClip(f.key, wav))
+    return {s: dict(p) for s, p in pools.items()}
+
+
+def draw_noise(
+    noise_type: str, pools: dict[str, list[NoiseClip]], n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, str]:
+    """``n`` samples of one noise type, and where they came from. Near-silent draws are redrawn."""
+    for _ in range(20):
+        if noise_type == "colour":
+            colour = str(COLOURS[int(rng.integers(len(COLOURS)))])
+            noise, desc = coloured_noise(n, colour, rng), f"generated:{colour}"
+        elif noise_type == "hum":
+            noise, desc = mains_hum(n, rng), "generated:hum"
+        else:
+            if not pools.get(noise_type):
+                raise DataError(f"no {noise_type!r} noise available for this split; add sources or change the split")
+            noise, desc = assemble_noise(pools[noise_type], n, rng, NOISE_GAPS.get(noise_type, (0.0, 0.0)))
+        if check_noise_level(noise):
+            return noise, desc
+    raise DataError(f"20 draws of {noise_type!r} noise were all near-silent; the noise files are too quiet")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Conditions and rendering
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    snr_db: float
+    noise_type: str
+    room: Room | None = None
+
+
+def assign_conditions(
+    n: int,
+    fixed_levels: tuple[float, ...] | None,
+    snr_range: tuple[float, float],
+    noise_types: list[str],
+    rng: np.random.Generator,
+    rooms: list[Room] | None = None,
+) -> list[Condition]:
+    """SNR, noise type (and room) per utterance.
+
+    With ``fixed_levels`` every (level, type) pair occurs equally often (shuffled blocks); otherwise SNRs are
+    uniform in ``snr_range`` and types uniform. Rooms cycle in shuffled blocks of their own.
+    """
+    if fixed_levels:
+        combos = [(float(s), t) for s in fixed_levels for t in noise_types]
+        picks: list[tuple[float, str]] = []
+        while len(picks) < n:
+            picks.extend(combos[int(i)] for i in rng.permutation(len(combos)))
+        picks = picks[:n]
+    else:
+        picks = [(float(rng.uniform(*snr_range)), noise_types[int(rng.integers(len(noise_types)))]) for _ in range(n)]
+    room_list: list[Room | None] = [None] * n
+    if rooms:
+        order: list[Room] = []
+        while len(order) < n:
+            order.extend(rooms[int(i)] for i in rng.permutation(len(rooms)))
+        room_list = list(order[:n])
+    return [Condition(s, t, r) for (s, t), r in zip(picks, room_list, strict=True)]
+
+
+@dataclasses.dataclass
+class Rendered:
+    clean: np.ndarray
+    noisy: np.ndarray
+    noise_source: str
+    speech_level_dbfs: float
+
+
+def render_pair(
+    speech: np.ndarray,
+    cond: Condition,
+    pools: dict[str, list[NoiseClip]],
+    rng: np.random.Generator,
+    cfg: CorpusConfig,
+) -> Rendered:
+    """Level → (room) → noise at the SNR → shared peak guard. Returns float32 clean reference and mixture."""
+    speech = set_level(speech, float(rng.uniform(*cfg.speech_level_dbfs)))
+    if cond.room is not None:
+        in_mix, reference = reverberate(speech, cond.room)
+    else:
+        in_mix, reference = speech, speech
+    noise, desc = draw_noise(cond.noise_type, pools, in_mix.size, rng)
+    noisy = in_mix + scale_noise_to_snr(in_mix, noise, cond.snr_db)
+    _, (noisy, reference) = peak_guard(noisy, reference, peak=cfg.peak * PEAK_HEADROOM)
+    return Rendered(reference, noisy, desc, rms_dbfs(reference))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _write_manifest(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in MANIFEST_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _checksums(root: Path) -> str:
+    """``sha256sum``-format listing of every manifest and audio file under ``root`` (sorted by path)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".wav", ".csv"))
+    return "".join(f"{_sha256_file(p)}  {p.relative_to(root).as_posix()}\n" for p in files)
+
+
+def split_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts, hours, speakers, languages, noise types and SNRs of one split's manifest rows."""
+    if not rows:
+        return {"n": 0, "hours": 0.0}
+    snrs = [float(r["snr_db"]) for r in rows]
+    hours = sum(float(r["duration_s"]) for r in rows) / 3600
+    noise_types: dict[str, int] = defaultdict(int)
+    for r in rows:
+        noise_types[r["noise_type"]] += 1
+    return {
+        "n": len(rows),
+        "hours": round(hours, 4),
+        "minutes": round(hours * 60, 2),
+        "mean_seconds": round(hours * 3600 / len(rows), 3),
+        "speakers": sorted({r["speaker"] for r in rows}),
+        "n_speakers": len({r["speaker"] for r in rows}),
+        "languages": sorted({r["language"] for r in rows}),
+        "noise_types": dict(sorted(noise_types.items())),
+        "snr_db": {
+            "min": round(min(snrs), 3),
+            "max": round(max(snrs), 3),
+            # Fixed-level splits list their levels; continuous (train) SNRs do not.
+            "levels": sorted({round(s, 3) for s in snrs}) if len(set(snrs)) <= 16 else None,
+        },
+        "rooms": len({r["room"] for r in rows if r.get("room")}),
+    }
+
+
+def _decode_speech(
+    files: list[SourceFile], cache: DecodedCache, progress: bool, desc: str
+) -> tuple[list[tuple[SourceFile, int, int, np.ndarray]], list[Excluded]]:
+    items, excluded = [], []
+    cache.load_many(files, progress, desc)
+    for f in files:
+        wav = cache.load(f)
+        if not np.any(wav):
+            excluded.append(Excluded(f.key, "digital silence"))
+            continue
+        s, e = trim_bounds(wav)
+        if (e - s) / SAMPLE_RATE < MIN_SPEECH_S:
+            excluded.append(Excluded(f.key, f"shorter than {MIN_SPEECH_S} s after trimming silence"))
+            continue
+        items.append((f, s, e, wav))
+    return items, excluded
+
+
+def _plan_speech(
+    items: list[tuple[SourceFile, int, int, np.ndarray]],
+    split: str,
+    seconds: tuple[float, float],
+    cfg: CorpusConfig,
+) -> tuple[list[Utterance], list[SourceFile]]:
+    by_voice: dict[tuple[str, str], list] = defaultdict(list)
+    for it in items:
+        by_voice[(it[0].speaker or "", it[0].language or "")].append(it)
+    lo, hi = (int(s * SAMPLE_RATE) for s in seconds)
+    gap = tuple(int(g * SAMPLE_RATE) for g in cfg.gap_seconds)
+    utts, leftover = [], []
+    for voice in sorted(by_voice):
+        u, left = plan_voice(by_voice[voice], lo, hi, gap, rng_for(cfg.seed, "plan", split, *voice))  # type: ignore[arg-type]
+        utts += u
+        leftover += left
+    return utts, leftover
+
+
+def _render_split(
+    split: str,
+    utts: list[Utterance],
+    conds: list[Condition],
+    pools: dict[str, list[NoiseClip]],
+    cache: DecodedCache,
+    cfg: CorpusConfig,
+    out: Path,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    rows = []
+    (out / split / "clean").mkdir(parents=True, exist_ok=True)
+    (out / split / "noisy").mkdir(parents=True, exist_ok=True)
+    jobs = list(zip(utts, conds, strict=True))
+    for i, (utt, cond) in enumerate(tqdm(jobs, desc=split, disable=not progress, leave=False)):
+        uid = f"{split}_{i:05d}"
+        rendered = render_pair(render_speech(utt, cache), cond, pools, rng_for(cfg.seed, "mix", split, i), cfg)
+        clean_rel, noisy_rel = f"{split}/clean/{uid}.wav", f"{split}/noisy/{uid}.wav"
+        write_audio(out / clean_rel, rendered.clean, SAMPLE_RATE, subtype="PCM_16")
+        write_audio(out / noisy_rel, rendered.noisy, SAMPLE_RATE, subtype="PCM_16")
+        rows.append(
+            {
+                "id": uid,
+                "clean": clean_rel,
+                "noisy": noisy_rel,
+                "split": split,
+                "speaker": utt.speaker,
+                "language": utt.language,
+                "prompt": utt.prompt,
+                "speech_source": utt.source,
+                "noise_type": cond.noise_type,
+                "noise_source": rendered.noise_source,
+                "snr_db": float(cond.snr_db),
+                "speech_level_dbfs": float(rendered.speech_level_dbfs),
+                "room": cond.room.name if cond.room else None,
+                "rt60_s": float(cond.room.rt60_s) if cond.room else None,
+                "duration_s": rendered.clean.size / SAMPLE_RATE,
+                "seed": cfg.seed,
+            }
+        )
+    _write_manifest(out / split / "manifest.csv", rows)
+    return rows
+
+
+def _existing_build_matches(root: Path, key: str) -> bool:
+    meta_path = root / "corpus.json"
+    if not meta_path.is_file():
+        return False
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError:
+        return False
+    return meta.get("build_key") == key and verify_corpus(root)["ok"]
+
+
+def _prepare_output(root: Path) -> Path:
+    if root.exists() and any(root.iterdir()) and not (root / "corpus.json").exists():
+        raise DataError(f"{root}: exists, is not empty and holds no corpus.json; refusing to overwrite it")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f".{root.name}.building-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    return tmp
+
+
+def _publish(tmp: Path, root: Path) -> None:
+    """Swap the finished build into place; a crash before this leaves no corpus.json at ``root``."""
+    old = None
+    if root.exists():
+        old = root.parent / f".{root.name}.old-{os.getpid()}"
+        os.replace(root, old)
+    os.replace(tmp, root)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_corpus(cfg: CorpusConfig, raw_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """Build (or reuse) the mal-offline corpus described by ``cfg``; returns its root.
+
+    Args:
+        cfg: what to build (profile, seed, sources, SNRs, sizes); ``cfg.root`` is the output folder.
+        raw_dir: where packages are downloaded once (default ``$MAL_RAW_DIR`` or ``<data>/raw``). Decoded audio is
+            cached in ``<raw_dir>/../cache``.
+        progress: show tqdm progress bars.
+
+    The work is skipped when ``<root>/corpus.json`` has the same build key and every file verifies. Otherwise the
+    corpus is built in a temporary sibling folder and swapped in at the end, so an interrupted build never looks
+    complete.
+    """
+    t_start = time.perf_counter()
+    root = cfg.corpus_root()
+    key = cfg.build_key()
+    if _existing_build_matches(root, key):
+        return root
+    raw = Path(raw_dir) if raw_dir is not None else paths.raw_dir()
+    sources = cfg.source_names()
+    sizes = cfg.sizes()
+    timings: dict[str, float] = {}
+
+    extracted = prepare_archives(sources, raw, progress)
+    timings["fetch_s"] = time.perf_counter() - t_start
+    archives: dict[str, Archive] = {name: a for name, (a, _) in extracted.items()}
+    cache = DecodedCache.beside(raw, archives)
+
+    files: dict[str, list[SourceFile]] = {}
+    excluded: list[Excluded] = []
+    for name in sources:
+        spec = SOURCES[name]
+        if spec.archive is None:
+            continue
+        found, skipped = list_source_files(name, extracted[spec.archive][1])
+        files[name] = found
+        excluded += skipped
+
+    t = time.perf_counter()
+
+    def of(role: str, domain: str) -> list[str]:
+        return [s for s in sources if SOURCES[s].role == role and SOURCES[s].domain == domain]
+
+    speech_in = [f for s in of("speech", "in") for f in files[s]]
+    speech_ood = [f for s in of("speech", "ood") for f in files[s]]
+    noise_in = [f for s in of("noise", "in") for f in files.get(s, [])]
+    noise_ood = [f for s in of("noise", "ood") for f in files.get(s, [])]
+    items_in, skipped = _decode_speech(speech_in, cache, progress, "decoding speech")
+    excluded += skipped
+    items_ood, skipped = _decode_speech(speech_ood, cache, progress, "decoding ood speech")
+    excluded += skipped
+    cache.load_many(noise_in + noise_ood, progress, "decoding noise")
+    timings["decode_s"] = time.perf_counter() - t
+
+    # Plan clean utterances.
+    t = time.perf_counter()
+    by_split: dict[str, list] = defaultdict(list)
+    for it in items_in:
+        by_split[split_of(it[0].prompt or "", cfg.split_fractions)].append(it)
+    plans: dict[str, list[Utterance]] = {}
+    leftovers: dict[str, int] = {}
+    for split in IN_DOMAIN_SPLITS:
+        seconds = cfg.test_utterance_seconds if split == "test" else cfg.utterance_seconds
+        plans[split], left = _plan_speech(by_split[split], split, seconds, cfg)
+        leftovers[split] = len(left)
+    if items_ood:
+        plans["test_ood"], left = _plan_speech(items_ood, "test_ood", cfg.ood_utterance_seconds, cfg)
+        leftovers["test_ood"] = len(left)
+
+    # Noise pools and conditions.
+    pools = in_domain_noise_pools(noise_in, cache, cfg.split_fractions)
+    in_types = sorted({SOURCES[s].noise_type or "" for s in of("noise", "in")})
+    ood_types = sorted({SOURCES[s].noise_type or "" for s in of("noise", "ood")})
+    ood_pools: dict[str, list[NoiseClip]] = defaultdict(list)
+    for f in noise_ood:
+        ood_pools[f.noise_type or ""].append(NoiseClip(f.key, cache.load(f)))
+
+    rooms: list[Room] = []
+    if sizes["test_reverb"] != 0:
+        rooms = [make_room(f"room{i:02d}", rng_for(cfg.seed, "room", i), cfg.rt60_s) for i in range(sizes["rooms"])]
+
+    tmp = _prepare_output(root)
+    summary: dict[str, Any] = {}
+    shortfall: dict[str, str] = {}
+    try:
+        for split in SPLITS:
+            n = sizes[split]
+            if split == "test_ood" and (not items_ood or not ood_types):
+                continue
+            if n == 0:
+                continue
+            pool_split = "test" if split == "test_reverb" else split
+            candidates = plans["test" if split == "test_reverb" else split]
+            chosen = select_balanced(candidates, n, rng_for(cfg.seed, "select", split))
+            if 0 <= n and len(chosen) < n:
+                shortfall[split] = f"asked for {n}, only {len(chosen)} utterances available"
+                warnings.warn(f"mal-offline {split}: {shortfall[split]}", stacklevel=2)
+            types = ood_types if split == "test_ood" else in_types
+            split_pools = dict(ood_pools) if split == "test_ood" else pools[pool_split]
+            for nt in types:
+                if nt not in GENERATED_TYPES and not split_pools.get(nt):
+                    raise DataError(f"{split}: no {nt!r} noise files fall into this split; use more noise files")
+            conds = assign_conditions(
+                len(chosen),
+                None if split == "train" else cfg.test_snr_levels_db,
+                cfg.train_snr_db,
+                types,
+                rng_for(cfg.seed, "conditions", split),
+                rooms if split == "test_reverb" else None,
+            )
+            rows = _render_split(split, chosen, conds, split_pools, cache, cfg, tmp, progress)
+            summary[split] = split_summary(rows)
+        timings["render_s"] = time.perf_counter() - t
+        checksums = _checksums(tmp)
+        atomic_write_text(tmp / "SHA256SUMS", checksums)
+        timings["total_s"] = time.perf_counter() - t_start
+        meta = {
+            "format": FORMAT,
+            "mal_version": mal.__version__,
+            "profile": cfg.profile,
+            "seed": cfg.seed,
+            "build_key": key,
+            "config": cfg.to_dict(),
+            "sizes": sizes,
+            "sources": {
+                name: {
+                    "role": SOURCES[name].role,
+                    "domain": SOURCES[name].domain,
+                    "noise_type": SOURCES[name].noise_type,
+                    "description": SOURCES[name].description,
+                    "n_files": len(files.get(name, [])),
+                    **(
+                        {
+                            "package": archives[SOURCES[name].archive].name,
+                            "version": archives[SOURCES[name].archive].version,
+                            "sha256": archives[SOURCES[name].archive].sha256,
+                            "licence": archives[SOURCES[name].archive].licence,
+                            "credit": archives[SOURCES[name].archive].credit,
+                        }
+                        if SOURCES[name].archive
+                        else {"package": None, "licence": "generated by mal"}
+                    ),
+                }
+                for name in sources
+            },
+            "splits": summary,
+            "rooms": [r.describe() for r in rooms],
+            "excluded": [dataclasses.asdict(e) for e in excluded],
+            "leftover_short_recordings": leftovers,
+            "shortfall": shortfall,
+            "content_hash": hashlib.sha256(checksums.encode()).hexdigest(),
+            "timings": {k: round(v, 2) for k, v in timings.items()},
+        }
+        atomic_write_json(tmp / "corpus.json", meta)
+        _publish(tmp, root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Verifying
+
+
+def read_corpus_meta(root: str | Path) -> dict[str, Any]:
+    """``<root>/corpus.json`` as a dict (DataError if missing or unreadable)."""
+    path = Path(root) / "corpus.json"
+    if not path.is_file():
+        raise DataError(f"{path}: not found; {root} is not a built mal-offline corpus (python -m mal corpus build)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: unreadable JSON ({err}); rebuild the corpus") from err
+
+
+def verify_corpus(root: str | Path, deep: bool = True) -> dict[str, Any]:
+    """Check a built corpus against its SHA256SUMS and manifests.
+
+    Args:
+        root: corpus root.
+        deep: hash every file (a second or two for the quick profile); ``False`` only checks that files exist.
+    Returns:
+        ``{"ok": bool, "root": str, "problems": [str], "splits": {split: n}, "content_hash": str | None}``.
+    """
+    root = Path(root)
+    problems: list[str] = []
+    out: dict[str, Any] = {"ok": False, "root": str(root), "problems": problems, "splits": {}, "content_hash": None}
+    try:
+        meta = read_corpus_meta(root)
+    except DataError as err:
+        problems.append(str(err))
+        return out
+    sums_path = root / "SHA256SUMS"
+    if not sums_path.is_file():
+        problems.append(f"{sums_path}: missing")
+        return out
+    sums = sums_path.read_text()
+    if hashlib.sha256(sums.encode()).hexdigest() != meta.get("content_hash"):
+        problems.append(f"{sums_path}: does not match corpus.json's content_hash")
+    listed = {}
+    for line in sums.splitlines():
+        digest, _, rel = line.partition("  ")
+        listed[rel] = digest
+    for rel, digest in listed.items():
+        path = root / rel
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif deep and _sha256_file(path) != digest:
+            problems.append(f"{path}: content changed since the build")
+    for split, info in meta.get("splits", {}).items():
+        manifest = root / split / "manifest.csv"
+        if not manifest.is_file():
+            problems.append(f"{manifest}: missing")
+            continue
+        with open(manifest, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        out["splits"][split] = len(rows)
+        if len(rows) != info.get("n"):
+            problems.append(f"{manifest}: {len(rows)} rows, corpus.json says {info.get('n')}")
+        for row in rows:
+            for col in ("clean", "noisy"):
+                if row[col] not in listed:
+                    problems.append(f"{manifest}: {row[col]} is not in SHA256SUMS")
+    out["content_hash"] = meta.get("content_hash")
+    out["ok"] = not problems
+    return out
+
+
+def iter_manifest(root: str | Path, split: str) -> Iterable[dict[str, str]]:
+    """Rows of ``<root>/<split>/manifest.csv`` (DataError naming the file when it is missing)."""
+    manifest = Path(root) / split / "manifest.csv"
+    if not manifest.is_file():
+        available = sorted(p.parent.name for p in Path(root).glob("*/manifest.csv"))
+        raise DataError(f"{manifest}: not found; splits in this corpus: {available or 'none'}")
+    with open(manifest, newline="") as fh:
+        yield from csv.DictReader(fh)

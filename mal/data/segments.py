@@ -1,0 +1,139 @@
+"""Training-time data: fixed-length random segments of noisy/clean pairs, with optional on-the-fly remixing.
+
+Rules:
+
+* One segment per utterance per epoch. The crop offset (and any remix) is drawn from
+  ``SeedSequence([seed, epoch, index])``, so a batch is the same whatever the number of DataLoader workers and
+  whatever was drawn before. Call :meth:`SegmentDataset.set_epoch` before each epoch (before creating the
+  DataLoader iterator: worker processes receive a copy of the dataset).
+* Utterances shorter than the segment are zero-padded *at the end* (both noisy and clean, so the pair stays
+  aligned and the padding is silence in both).
+* Remixing (``remix=True``): the clean segment of item ``i`` is mixed with the noise ``noisy − clean`` of another
+  item ``j`` (drawn per epoch) at an SNR drawn uniformly from ``remix_snr_db``; noise shorter than the segment is
+  tiled. If the clean segment is digitally silent (a crop inside padding) the noise keeps its own level. The
+  pair is then scaled together so its peak stays at most 0.99. Only use remixing on pairs whose
+  ``noisy − clean`` is the noise, i.e. not on reverberant sets whose reference is dry speech.
+* Decoded waveforms are cached in memory on first access (``cache=True``): the corpora here are small (the quick
+  train split is about 300 MB as float32), and decoding on every access costs more than the training step on CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mal.audio import SAMPLE_RATE
+from mal.data.loaders import PairDataset
+
+REMIX_PEAK = 0.99
+
+
+def _crop(x: torch.Tensor, start: int, n: int) -> torch.Tensor:
+    seg = x[..., start : start + n]
+    if seg.shape[-1] < n:
+        seg = torch.nn.functional.pad(seg, (0, n - seg.shape[-1]))
+    return seg
+
+
+class SegmentDataset(Dataset):
+    """Random fixed-length segments of a :class:`PairDataset`.
+
+    Args:
+        pairs: the utterance-level dataset.
+        segment_seconds: segment length in seconds (``S = round(segment_seconds * sample_rate)`` samples).
+        seed: base seed of crops and remixes.
+        remix: pair each clean segment with the noise of another utterance at a new SNR every epoch.
+        remix_snr_db: SNR range (dB) for remixing, drawn uniformly.
+        sample_rate: must match the pairs (16 kHz in mal).
+        cache: keep decoded waveforms in memory after first access.
+
+    Item ``i`` is ``(noisy (1, S), clean (1, S), id)`` where ``id`` is the utterance id of the clean speech.
+    """
+
+    def __init__(
+        self,
+        pairs: PairDataset,
+        segment_seconds: float,
+        seed: int = 0,
+        remix: bool = False,
+        remix_snr_db: tuple[float, float] = (0.0, 15.0),
+        sample_rate: int = SAMPLE_RATE,
+        cache: bool = True,
+    ):
+        if segment_seconds <= 0:
+            raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
+        if remix_snr_db[0] > remix_snr_db[1]:
+            raise ValueError(f"remix_snr_db must be (low, high), got {remix_snr_db}")
+        if len(pairs) == 0:
+            raise ValueError("SegmentDataset needs at least one pair")
+        self.pairs = pairs
+        self.segment_samples = int(round(segment_seconds * sample_rate))
+        self.seed = int(seed)
+        self.remix = remix
+        self.remix_snr_db = (float(remix_snr_db[0]), float(remix_snr_db[1]))
+        self.cache = cache
+        self.epoch = 0
+        self._audio: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._ids = pairs.ids
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose crops (and remixes) ``__getitem__`` returns."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if index in self._audio:
+            return self._audio[index]
+        noisy, clean = self.pairs.load_pair(index)
+        if self.cache:
+            self._audio[index] = (noisy, clean)
+        return noisy, clean
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index]))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} segments")
+        rng = self._rng(index)
+        n = self.segment_samples
+        noisy, clean = self._load(index)
+        start = int(rng.integers(0, max(1, clean.shape[-1] - n + 1)))
+        clean_seg = _crop(clean, start, n)
+        if not self.remix:
+            return _crop(noisy, start, n), clean_seg, self._ids[index]
+        j = index
+        if len(self) > 1:
+            j = int(rng.integers(len(self) - 1))
+            j += int(j >= index)
+        other_noisy, other_clean = self._load(j)
+        noise = other_noisy - other_clean
+        if noise.shape[-1] < n:
+            noise = noise.repeat(1, -(-n // noise.shape[-1]))
+        noise_start = int(rng.integers(0, noise.shape[-1] - n + 1))
+        noise = noise[..., noise_start : noise_start + n]
+        snr = float(rng.uniform(*self.remix_snr_db))
+        p_clean = float(clean_seg.double().pow(2).mean())
+        p_noise = float(noise.double().pow(2).mean())
+        if p_clean > 0 and p_noise > 0:
+            noise = noise * float(np.sqrt(p_clean / (p_noise * 10 ** (snr / 10))))
+        mixed = clean_seg + noise
+        peak = float(torch.maximum(mixed.abs().max(), clean_seg.abs().max()))
+        if peak > REMIX_PEAK:
+            mixed, clean_seg = mixed * (REMIX_PEAK / peak), clean_seg * (REMIX_PEAK / peak)
+        return mixed.float(), clean_seg.float(), self._ids[index]
+
+
+def collate_segments(
+    batch: list[tuple[torch.Tensor, torch.Tensor, str]],
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Stack segments: ``(noisy (B, 1, S), clean (B, 1, S), ids)``. All segments must share one length."""
+    lengths = {b[0].shape[-1] for b in batch} | {b[1].shape[-1] for b in batch}
+    if len(lengths) != 1:
+        raise ValueError(f"collate_segments: segments of different lengths {sorted(lengths)}; use SegmentDataset")
+    noisy = torch.stack([b[0] for b in batch])
+    clean = torch.stack([b[1] for b in batch])
+    return noisy, clean, [b[2] for b in batch]

@@ -119,7 +119,7 @@ def build_spaces(
             from mal.losses import LossNetFeatureLoss
 
             module = LossNetFeatureLoss(lossnet_checkpoint).to(device).eval()
-            spaces.append(ComparisonSpace("lossnet", module, f"mal lossnet features ({lossnet_checkpoint})"))
+            spaces.append(ComparisonSpace("lossnet", module, module.label))
         else:
             raise ValueError(f"unknown comparison space {name!r}; choose from logmel, mrstft, deep:<backbone>, lossnet")
     return spaces, skipped

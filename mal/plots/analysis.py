@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import NullFormatter
 
 METRIC_LABELS = {
     "pesq_wb": "PESQ-WB",
@@ -78,17 +79,27 @@ def plot_correlation_heatmap(
     return fig
 
 
-def plot_distance_vs_metric(pairs: pd.DataFrame, spaces: Sequence[str], metric: str, hue: str = "source") -> plt.Figure:
-    """Scatter of each distance against ``metric``, one panel per space, points coloured by ``hue`` (source)."""
-    fig, axes = plt.subplots(1, len(spaces), figsize=(3.6 * len(spaces), 3.4), squeeze=False)
-    for ax, space in zip(axes[0], spaces, strict=True):
-        sns.scatterplot(data=pairs, x=space, y=metric, hue=hue, s=18, ax=ax, legend=ax is axes[0, -1])
-        ax.set_xscale("log" if (pairs[space] > 0).all() else "linear")
-        ax.set_xlabel(f"d({space})")
-        ax.set_ylabel(metric_label(metric))
-    if axes[0, -1].get_legend() is not None:
-        sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
-    fig.suptitle(f"Feature distance to the clean reference vs {metric_label(metric)} (one point per estimate)")
+def plot_distance_vs_metric(
+    pairs: pd.DataFrame, spaces: Sequence[str], metric: str, hue: str = "source", max_cols: int = 4
+) -> plt.Figure:
+    """Scatter of each distance against ``metric``, one panel per space (wrapped), points coloured by ``hue``."""
+    n_cols = min(max_cols, len(spaces))
+    n_rows = -(-len(spaces) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 3.2 * n_rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= len(spaces):
+            ax.set_visible(False)
+            continue
+        space = spaces[i]
+        sns.scatterplot(data=pairs, x=space, y=metric, hue=hue, s=18, ax=ax, legend=i == 0)
+        if (pairs[space] > 0).all():
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log range overlap
+        ax.set_xlabel(f"d({space})", fontsize=9)
+        ax.set_ylabel(metric_label(metric) if i % n_cols == 0 else "")
+    if axes[0, 0].get_legend() is not None:
+        sns.move_legend(axes[0, 0], "lower left", bbox_to_anchor=(0, 1.02), fontsize=8, ncol=4, title=None)
+    fig.suptitle(f"Feature distance to the clean reference vs {metric_label(metric)} (one point per estimate)", y=1.0)
     fig.tight_layout()
     return fig
 

@@ -18,3 +18,18 @@ def _seed() -> None:
     random.seed(0)
     np.random.seed(0)  # noqa: NPY002 - third-party code (pyroomacoustics, noisereduce) draws from the global RNG
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def smoke_corpus(tmp_path_factory: pytest.TempPathFactory):
+    """Root (``pathlib.Path``) of the CI-sized mal-offline corpus (profile "smoke", seed 0), built once per session.
+
+    Open its splits with ``mal.data.open_dataset("mal-offline", smoke_corpus, split)`` for split in train, valid,
+    test, test_ood, test_reverb. Packages are downloaded into ``$MAL_RAW_DIR`` when it is set (reused across
+    sessions: ``export MAL_RAW_DIR=$PWD/data/raw``), otherwise into a temporary folder of this session.
+    """
+    from mal.data import CorpusConfig, build_corpus
+
+    raw = os.environ.get("MAL_RAW_DIR") or tmp_path_factory.mktemp("raw")
+    root = tmp_path_factory.mktemp("corpus") / "smoke"
+    return build_corpus(CorpusConfig(profile="smoke", seed=0, root=str(root)), raw_dir=raw, progress=False)

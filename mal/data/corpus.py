@@ -109,6 +109,13 @@ PROFILE_SOURCES: dict[str, tuple[str, ...]] = {
     "quick": ALL_SOURCES,
     "full": ALL_SOURCES,
 }
+# Out-of-domain voices (KTuberling languages) per profile; None: every language with wide-band recordings.
+# Smoke keeps four so that a cold CI build decodes a fraction of the package.
+PROFILE_OOD_LANGUAGES: dict[str, tuple[str, ...] | None] = {
+    "smoke": ("de", "en", "fr", "ru"),
+    "quick": None,
+    "full": None,
+}
 # Utterances per split (-1: every usable one) and number of simulated rooms.
 PROFILE_SIZES: dict[str, dict[str, int]] = {
     "smoke": {"train": 24, "valid": 8, "test": 8, "test_ood": 8, "test_reverb": 8, "rooms": 2},
@@ -140,6 +147,7 @@ class CorpusConfig(ConfigBase):
     seed: int = 0  # the same seed and config rebuild the same bytes
     root: str | None = None  # output folder; None: <data>/corpora/<profile> ($MAL_DATA_DIR or ./data)
     sources: list[str] | None = None  # names from mal.data.SOURCES; None: the profile's sources
+    ood_languages: list[str] | None = None  # KTuberling languages for test_ood; None: the profile's (all but smoke)
     train_snr_db: tuple[float, float] = (0.0, 15.0)  # train SNRs drawn uniformly from this range (dB)
     test_snr_levels_db: tuple[float, ...] = (2.5, 7.5, 12.5, 17.5)  # fixed levels of valid and all test sets
     speech_level_dbfs: tuple[float, float] = (-33.0, -23.0)  # clean RMS level drawn per utterance (dBFS)
@@ -208,6 +216,11 @@ class CorpusConfig(ConfigBase):
     def source_names(self) -> tuple[str, ...]:
         return tuple(sorted(self.sources)) if self.sources is not None else PROFILE_SOURCES[self.profile]
 
+    def ood_language_set(self) -> tuple[str, ...] | None:
+        if self.ood_languages is not None:
+            return tuple(sorted(self.ood_languages))
+        return PROFILE_OOD_LANGUAGES[self.profile]
+
     def sizes(self) -> dict[str, int]:
         """Utterances per split (-1: all) and ``rooms``, profile defaults filled in."""
         out = dict(PROFILE_SIZES[self.profile])
@@ -224,7 +237,9 @@ class CorpusConfig(ConfigBase):
     def build_key(self) -> str:
         """Hash of everything that changes the corpus content (the output folder does not)."""
         content = {k: v for k, v in self.to_dict().items() if k != "root"}
-        content.update(sources=list(self.source_names()), sizes=self.sizes(), format=FORMAT)
+        content.update(
+            sources=list(self.source_names()), ood_languages=self.ood_language_set(), sizes=self.sizes(), format=FORMAT
+        )
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -737,6 +752,11 @@ def build_corpus(cfg: CorpusConfig, raw_dir: str | Path | None = None, progress:
 
     speech_in = [f for s in of("speech", "in") for f in files[s]]
     speech_ood = [f for s in of("speech", "ood") for f in files[s]]
+    languages = cfg.ood_language_set()
+    if languages is not None:
+        speech_ood = [f for f in speech_ood if f.language in languages]
+        if not speech_ood and of("speech", "ood"):
+            raise DataError(f"ood_languages {list(languages)}: no usable out-of-domain recordings in these languages")
     noise_in = [f for s in of("noise", "in") for f in files.get(s, [])]
     noise_ood = [f for s in of("noise", "ood") for f in files.get(s, [])]
     items_in, skipped = _decode_speech(speech_in, cache, progress, "decoding speech")

@@ -7,21 +7,24 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from mal.analysis.features import model_device
 from mal.models.base import SEModel
 
 Scorer = Callable[..., Mapping[str, float]]
 Enhancer = Callable[[SEModel, torch.Tensor], torch.Tensor]
 
 
-@torch.inference_mode()
+# Inputs longer than this are enhanced in overlapping chunks (mal.enhance), so memory stays bounded for long files.
+CHUNK_SECONDS = 10.0
+
+
 def enhance_once(model: SEModel, wav: torch.Tensor) -> torch.Tensor:
-    """Enhance one utterance ``(1, T)`` → ``(1, T)`` on the model's device; the result is on the CPU."""
+    """Enhance one utterance ``(1, T)`` → ``(1, T)`` with ``mal.enhance.enhance`` on the model's device; CPU result."""
+    from mal.enhance import enhance
+
     wav = torch.as_tensor(wav, dtype=torch.float32)
     if wav.dim() != 2 or wav.shape[0] != 1:
         raise ValueError(f"expected one mono utterance shaped (1, T); got {tuple(wav.shape)}")
-    out = model(wav[None].to(model_device(model)))[0]
-    return out.float().cpu()
+    return enhance(model, wav.cpu(), chunk_seconds=CHUNK_SECONDS).float()
 
 
 def default_scorer() -> Scorer:

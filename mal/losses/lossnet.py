@@ -142,10 +142,22 @@ def _read_item(dataset: Dataset, index: int) -> tuple[torch.Tensor, torch.Tensor
             f"pretrain_lossnet: item {index}: noisy {tuple(noisy.shape)} and clean {tuple(clean.shape)} differ in "
             "length"
         )
-    missing = [task for task in TASKS if task not in item[2]]
+    return noisy, clean, _check_meta(item[2], index)
+
+
+def _check_meta(meta: dict[str, Any], index: int) -> dict[str, Any]:
+    missing = [task for task in TASKS if meta.get(task) is None]
     if missing:
-        raise ValueError(f"pretrain_lossnet: item {index} meta has no {missing} (keys: {sorted(item[2])})")
-    return noisy, clean, item[2]
+        raise ValueError(f"pretrain_lossnet: item {index} meta has no {missing} (keys: {sorted(meta)})")
+    return meta
+
+
+def _read_meta(dataset: Dataset, index: int) -> dict[str, Any]:
+    """Item ``index``'s meta; through ``dataset.meta(index)`` when the dataset has it (no audio is decoded)."""
+    meta_of = getattr(dataset, "meta", None)
+    if callable(meta_of):
+        return _check_meta(meta_of(index), index)
+    return _read_item(dataset, index)[2]
 
 
 def _crop(noisy: torch.Tensor, clean: torch.Tensor, length: int, start: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,7 +202,7 @@ def pretrain_lossnet(dataset: Dataset, cfg: LossNetConfig, out_path: str | Path)
 
     metas: list[dict[str, Any]] = []
     for i in tqdm(range(n_items), desc="lossnet: reading labels", disable=not cfg.progress, leave=False):
-        metas.append(_read_item(dataset, i)[2])
+        metas.append(_read_meta(dataset, i))
     labels = {task: sorted({str(m[task]) for m in metas}) for task in TASKS}
     tasks = [task for task in TASKS if len(labels[task]) >= 2]
     if not tasks:

@@ -10,7 +10,7 @@ from loss_helpers import ToyCorpus, add_noise
 
 from mal.config import ConfigError
 from mal.losses import LossConfig, LossNetConfig, LossNetFeatureLoss, build_objective, load_lossnet, pretrain_lossnet
-from mal.losses.lossnet import LossNetError
+from mal.losses.lossnet import BN_RECALIBRATION_BATCHES, LossNetError
 
 TINY = {"steps": 40, "batch_size": 8, "segment_seconds": 0.25, "weight_pairs": 16, "valid_fraction": 0.25}
 
@@ -104,3 +104,31 @@ def test_pretraining_refuses_bad_datasets(tmp_path: Path) -> None:
     assert not (tmp_path / "x.pt").exists()
     with pytest.raises(ConfigError, match="valid_fraction"):
         LossNetConfig.from_params({"valid_fraction": 1.0})
+
+
+def test_pretraining_on_a_pair_dataset_reads_labels_without_decoding(tmp_path: Path) -> None:
+    """mal's PairDataset (files on disk) works as the corpus; labels come from ``meta()`` alone."""
+    from mal.audio import write_audio
+    from mal.data.loaders import PairDataset, PairEntry
+
+    entries = []
+    for k, (noisy, clean, meta) in enumerate(ToyCorpus(per_class=1, seconds=0.3)):
+        n_path = write_audio(tmp_path / f"noisy_{k}.wav", noisy, subtype="FLOAT")
+        c_path = write_audio(tmp_path / f"clean_{k}.wav", clean, subtype="FLOAT")
+        entries.append(PairEntry(n_path, c_path, {**meta, "id": f"item{k}", "dataset": "toy", "split": "train"}))
+
+    class CountingPairs(PairDataset):
+        decoded = 0
+
+        def load_pair(self, index: int):
+            CountingPairs.decoded += 1
+            return super().load_pair(index)
+
+    dataset = CountingPairs(entries, name="toy")
+    cfg = LossNetConfig.from_params({**TINY, "steps": 2, "weight_pairs": 2, "progress": False, "device": "cpu"})
+    path = pretrain_lossnet(dataset, cfg, tmp_path / "out" / "lossnet.pt")
+    _, ckpt = load_lossnet(path)
+    assert ckpt["labels"]["speaker"] == ["high", "low", "mid"]
+    n_valid = int(ckpt["metrics"]["valid_items"])
+    # training batches, batch-norm recalibration, held-out accuracy, layer weights: and nothing for the labels
+    assert CountingPairs.decoded == (cfg.steps + BN_RECALIBRATION_BATCHES) * cfg.batch_size + n_valid + cfg.weight_pairs

@@ -20,6 +20,8 @@ dynamic    the live encoder                           through ŷ: encoder and de
 ========== ========================================== ===================================================
 
 The target branch E*(y) always runs under ``torch.no_grad`` (no graph is built, nothing reaches it).
+In ``dynamic`` mode the live encoder runs in whatever mode the trainer set, so in training mode its batch-norm
+layers (if any) also update their running statistics from the ŷ and y passes; the registered models have none.
 
 A frozen E* behaves as a fixed function: its normalisation and dropout layers stay in eval mode even when the
 trainer calls ``model.train()`` or ``loss.train()`` (a forward pre-hook pins each submodule's mode). The one

@@ -12,9 +12,9 @@ variant    E*                                         parameters the MAL term tr
 frozen     a frozen deep copy of the model, taken     the live encoder and decoder (gradients flow
            when the loss is built (end of warm-up)    through E* into ŷ); never E* itself
 frozen-fe  the model's own encoder, frozen in both    the decoder only: the encoder is frozen for the
-           roles (``model.encoder.requires_grad_``    whole stage, so the trainer, which builds its
-           is switched off at construction)           optimiser from parameters with ``requires_grad``,
-                                                      trains only D
+           roles (``model.encoder.requires_grad_``    whole stage, its ``grad`` stays ``None``, and torch
+           is switched off at construction)           optimisers skip such parameters (no step, no weight
+                                                      decay), so only D trains
 dynamic    the live encoder                           through ŷ: encoder and decoder as usual; through
                                                       E*(ŷ): the encoder only if ``encoder_grad=True``
 ========== ========================================== ===================================================

@@ -1,0 +1,444 @@
+"""Evaluate any set of systems on any set of datasets, with per-file rows, bootstrap CIs and paired differences.
+
+Systems (:class:`SystemSpec`):
+
+* ``noisy``: the unprocessed input (the floor every system must beat);
+* ``spectral-gating``: ``noisereduce.reduce_noise`` with its defaults (non-stationary gating), the classical
+  baseline a practitioner tries first;
+* ``checkpoint``: a trained mal checkpoint, enhanced with :func:`mal.enhance.enhance` (chunked overlap-add for
+  files longer than ``chunk_seconds``).
+
+Each dataset file is loaded once and passed through every system; the (clean, estimate) pairs stream into
+:func:`mal.metrics.score_many` (``workers`` processes), so enhancement of the next files overlaps scoring.
+A file that cannot be loaded or enhanced gives NaN rows carrying the reason; every other row is intact.
+
+Outputs under ``out_dir`` (written atomically): ``per_file.csv`` (tidy: system, dataset, file, metric, value,
+reason, plus meta columns such as snr_db/noise_type when the dataset knows them), ``summary.csv`` (mean, 95 %
+percentile-bootstrap CI, number of files behind the mean and of NaN files, per system × dataset × metric) and
+``config.yaml``. Bootstrap resampling uses a seed derived from (``seed``, system, dataset, metric), so tables are
+reproducible and do not depend on the order in which cells are computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mal.config import ConfigBase, ConfigError
+from mal.io import atomic_open
+
+SystemKind = Literal["noisy", "spectral-gating", "checkpoint"]
+META_COLUMNS = ("snr_db", "noise_type", "speaker", "language", "rt60_s", "duration_s")
+PER_FILE_COLUMNS = ("system", "dataset", "file", "metric", "value", "reason")
+SUMMARY_COLUMNS = ("system", "dataset", "domain", "metric", "mean", "ci_low", "ci_high", "n_files", "n_nan")
+SAMPLE_RATE = 16000
+
+
+@dataclasses.dataclass
+class SystemSpec(ConfigBase):
+    """One system to evaluate."""
+
+    name: str  # label in every table and figure
+    kind: SystemKind = "checkpoint"  # noisy | spectral-gating | checkpoint
+    checkpoint: str = ""  # path of a mal checkpoint (kind "checkpoint" only)
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ConfigError("SystemSpec.name must not be empty")
+        if self.kind == "checkpoint" and not self.checkpoint:
+            raise ConfigError(f"SystemSpec {self.name!r}: kind 'checkpoint' needs a checkpoint path")
+        if self.kind != "checkpoint" and self.checkpoint:
+            raise ConfigError(f"SystemSpec {self.name!r}: kind {self.kind!r} takes no checkpoint")
+
+
+@dataclasses.dataclass
+class DatasetSpec(ConfigBase):
+    """One evaluation set: a label and how to open it with :func:`mal.data.open_dataset`."""
+
+    name: str  # label in every table and figure
+    loader: str = "mal-offline"  # open_dataset layout name
+    root: str = ""  # dataset root folder
+    split: str = "test"  # split passed to open_dataset
+    max_files: int = 0  # evaluate only the first N files (0 = all)
+    domain: str = ""  # "in-domain" / "out-of-domain"; "" infers it (mal-offline train/valid/test = in-domain)
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ConfigError("DatasetSpec.name must not be empty")
+        if self.max_files < 0:
+            raise ConfigError(f"DatasetSpec {self.name!r}: max_files must be >= 0, got {self.max_files}")
+
+    def resolved_domain(self) -> str:
+        if self.domain:
+            return self.domain
+        from mal.data.corpus import IN_DOMAIN_SPLITS
+
+        in_domain = self.loader == "mal-offline" and self.split in IN_DOMAIN_SPLITS
+        return "in-domain" if in_domain else "out-of-domain"
+
+
+def _default_systems() -> list[SystemSpec]:
+    return [SystemSpec("noisy", "noisy"), SystemSpec("spectral-gating", "spectral-gating")]
+
+
+@dataclasses.dataclass
+class EvalConfig(ConfigBase):
+    """Everything an evaluation run needs (``python -m mal evaluate --config``)."""
+
+    systems: list[SystemSpec] = dataclasses.field(default_factory=_default_systems)  # systems to compare
+    datasets: list[DatasetSpec] = dataclasses.field(default_factory=list)  # evaluation sets
+    metrics: list[str] = dataclasses.field(default_factory=list)  # metric names; [] = every default metric
+    workers: int = 1  # scoring processes
+    out_dir: str = "runs/evaluate"  # per_file.csv, summary.csv, config.yaml (+ audio/) go here
+    chunk_seconds: float = 20.0  # checkpoint systems enhance longer files in overlapping chunks
+    overlap_seconds: float = 0.5  # cross-faded overlap between chunks
+    audio_examples: int = 0  # write enhanced audio of the first N files per dataset (listening tests)
+    n_boot: int = 2000  # bootstrap resamples for every CI
+    seed: int = 0  # bootstrap seed
+    device: str = ""  # model device; "" = CUDA when available, else CPU
+    nisqa_weights: str = ""  # optional NISQA weights (only used when "nisqa" is in metrics)
+    progress: bool = True  # tqdm bar
+
+    def validate(self) -> None:
+        from mal.metrics import resolve_metrics
+
+        names = [s.name for s in self.systems]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"EvalConfig.systems: duplicate names {names}")
+        labels = [d.name for d in self.datasets]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"EvalConfig.datasets: duplicate names {labels}")
+        if self.workers < 1:
+            raise ConfigError(f"EvalConfig.workers must be >= 1, got {self.workers}")
+        if self.n_boot < 100:
+            raise ConfigError(f"EvalConfig.n_boot must be >= 100 for a usable CI, got {self.n_boot}")
+        if self.chunk_seconds <= self.overlap_seconds or self.overlap_seconds < 0:
+            raise ConfigError("EvalConfig: need 0 <= overlap_seconds < chunk_seconds")
+        try:
+            resolve_metrics(self.metrics or None)
+        except ValueError as err:
+            raise ConfigError(f"EvalConfig.metrics: {err}") from err
+
+
+@dataclasses.dataclass
+class EvalResult:
+    """Tables of one evaluation run (also written to ``out_dir``)."""
+
+    per_file: pd.DataFrame
+    summary: pd.DataFrame
+    config: EvalConfig
+    out_dir: Path
+
+    def paired_difference(self, system_a: str, system_b: str, metric: str, dataset: str | None = None) -> dict:
+        return paired_difference(
+            self.per_file, system_a, system_b, metric, dataset, n_boot=self.config.n_boot, seed=self.config.seed
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Statistics
+
+
+def _cell_seed(seed: int, *key: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32("\x1f".join(key).encode())])
+
+
+def bootstrap_ci(
+    values: np.ndarray, n_boot: int = 2000, rng: np.random.Generator | None = None, level: float = 0.95
+) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of the finite values and its percentile-bootstrap CI (NaN if empty)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return math_nan(), math_nan(), math_nan()
+    if v.size == 1:
+        return float(v[0]), math_nan(), math_nan()
+    rng = rng or np.random.default_rng(0)
+    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    alpha = (1.0 - level) / 2
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(v.mean()), float(lo), float(hi)
+
+
+def math_nan() -> float:
+    return float("nan")
+
+
+def summarise(
+    per_file: pd.DataFrame, by: Sequence[str] = (), n_boot: int = 2000, seed: int = 0, domains: dict | None = None
+) -> pd.DataFrame:
+    """Mean, 95 % bootstrap CI, ``n_files`` (finite values) and ``n_nan`` per system × dataset × metric
+    (× the extra columns ``by``, e.g. ``("snr_db",)`` for per-SNR curves)."""
+    keys = ["system", "dataset", "metric", *by]
+    rows = []
+    for key, group in per_file.groupby(keys, sort=False, dropna=False):
+        values = group["value"].to_numpy(dtype=float)
+        mean, lo, hi = bootstrap_ci(values, n_boot, _cell_seed(seed, *map(str, key)))
+        finite = int(np.isfinite(values).sum())
+        rows.append((*key, mean, lo, hi, finite, int(values.size - finite)))
+    out = pd.DataFrame(rows, columns=[*keys, "mean", "ci_low", "ci_high", "n_files", "n_nan"])
+    if domains is not None:
+        out.insert(2, "domain", out["dataset"].map(domains).fillna(""))
+    return out
+
+
+def paired_difference(
+    per_file: pd.DataFrame,
+    system_a: str,
+    system_b: str,
+    metric: str,
+    dataset: str | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Mean of ``a − b`` over the files where both systems have a finite value, with a 95 % bootstrap CI.
+
+    Args:
+        per_file: the tidy per-file table.
+        dataset: restrict to one dataset label (``None``: all datasets, files paired by (dataset, file)).
+
+    Returns:
+        ``{"system_a", "system_b", "metric", "dataset", "mean_diff", "ci_low", "ci_high", "n_files"}``; a CI that
+        excludes 0 means the difference is unlikely to be resampling noise.
+    """
+    rows = per_file[per_file["metric"] == metric]
+    if dataset is not None:
+        rows = rows[rows["dataset"] == dataset]
+    for name in (system_a, system_b):
+        if name not in set(per_file["system"]):
+            raise KeyError(f"system {name!r} not in the table; systems are {sorted(set(per_file['system']))}")
+    wide = rows.pivot_table(index=["dataset", "file"], columns="system", values="value", aggfunc="first")
+    if system_a not in wide or system_b not in wide:
+        diff = np.array([])
+    else:
+        diff = (wide[system_a] - wide[system_b]).to_numpy(dtype=float)
+    mean, lo, hi = bootstrap_ci(diff, n_boot, _cell_seed(seed, system_a, system_b, metric, str(dataset)))
+    return {
+        "system_a": system_a,
+        "system_b": system_b,
+        "metric": metric,
+        "dataset": dataset if dataset is not None else "all",
+        "mean_diff": mean,
+        "ci_low": lo,
+        "ci_high": hi,
+        "n_files": int(np.isfinite(diff).sum()),
+    }
+
+
+def improvement_table(
+    per_file: pd.DataFrame,
+    baseline: str = "noisy",
+    metrics: Sequence[str] | None = None,
+    systems: Sequence[str] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Paired difference of every system over ``baseline`` (ΔPESQ, ΔSI-SDR, …) per dataset and metric."""
+    metrics = list(metrics) if metrics is not None else list(dict.fromkeys(per_file["metric"]))
+    systems = [s for s in (systems or dict.fromkeys(per_file["system"])) if s != baseline]
+    rows = [
+        paired_difference(per_file, s, baseline, m, d, n_boot=n_boot, seed=seed)
+        for d in dict.fromkeys(per_file["dataset"])
+        for s in systems
+        for m in metrics
+    ]
+    return pd.DataFrame(
+        rows, columns=["system_a", "system_b", "metric", "dataset", "mean_diff", "ci_low", "ci_high", "n_files"]
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Systems
+
+
+class _System:
+    """Callable ``noisy (1, T) → estimate (1, T)`` for one :class:`SystemSpec`."""
+
+    def __init__(self, spec: SystemSpec, cfg: EvalConfig, device: torch.device) -> None:
+        self.spec = spec
+        self.cfg = cfg
+        self.device = device
+        self.model = None
+        if spec.kind == "checkpoint":
+            from mal.models import load
+
+            self.model = load(spec.checkpoint, map_location=device).to(device).eval()
+
+    def __call__(self, noisy: torch.Tensor) -> torch.Tensor:
+        if self.spec.kind == "noisy":
+            return noisy
+        if self.spec.kind == "spectral-gating":
+            import noisereduce
+
+            out = noisereduce.reduce_noise(y=noisy.reshape(-1).cpu().numpy(), sr=SAMPLE_RATE)
+            return torch.from_numpy(np.asarray(out, dtype=np.float32))[None]
+        from mal.enhance import enhance
+
+        return enhance(self.model, noisy, self.cfg.chunk_seconds, self.cfg.overlap_seconds, self.device).cpu()
+
+
+def _safe_name(file_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in file_id)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running
+
+
+def run_evaluation(cfg: EvalConfig) -> EvalResult:
+    """Run ``cfg`` and write its tables; see the module docstring."""
+    from mal.data import open_dataset
+    from mal.enhance import default_device
+    from mal.metrics import MetricOptions, resolve_metrics, score_many
+
+    if not cfg.datasets:
+        raise ConfigError("EvalConfig.datasets is empty: give at least one dataset to evaluate on")
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(out_dir / "config.yaml")
+    metrics = resolve_metrics(cfg.metrics or None)
+    device = torch.device(cfg.device) if cfg.device else default_device()
+    systems = [_System(s, cfg, device) for s in cfg.systems]  # load every checkpoint before any work
+    opened = [(d, open_dataset(d.loader, d.root, d.split)) for d in cfg.datasets]
+
+    tasks: list[tuple[str, str, str, dict[str, Any]]] = []  # index → (system, dataset, file, meta)
+    failed: dict[int, str] = {}  # task index → reason (load or enhancement failure)
+
+    def pairs() -> Iterator[tuple[str, Any, Any]]:
+        for spec, ds in opened:
+            n = len(ds) if spec.max_files == 0 else min(spec.max_files, len(ds))
+            for i in range(n):
+                meta = ds.meta(i)
+                file_id = str(meta["id"])
+                try:
+                    noisy, clean, _ = ds[i]
+                    load_error = None
+                except Exception as err:  # a corrupt file fails its own rows only
+                    noisy = clean = None
+                    load_error = f"error loading {file_id}: {type(err).__name__}: {err}"
+                for system in systems:
+                    index = len(tasks)
+                    tasks.append((system.spec.name, spec.name, file_id, meta))
+                    if load_error is not None:
+                        failed[index] = load_error
+                        continue
+                    try:
+                        estimate = system(noisy)
+                    except Exception as err:
+                        failed[index] = f"error enhancing with {system.spec.name}: {type(err).__name__}: {err}"
+                        continue
+                    if i < cfg.audio_examples:
+                        _write_example(out_dir, spec.name, system.spec.name, file_id, estimate, noisy, clean)
+                    yield str(index), clean, estimate
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*file\\(s\\) failed to score.*")
+        scored = score_many(
+            pairs(),
+            metrics,
+            workers=cfg.workers,
+            progress=cfg.progress,
+            options=MetricOptions(nisqa_weights=cfg.nisqa_weights),
+            desc="evaluating",
+        )
+    per_file = _assemble(scored, tasks, failed, metrics)
+    domains = {d.name: d.resolved_domain() for d in cfg.datasets}
+    summary = summarise(per_file, n_boot=cfg.n_boot, seed=cfg.seed, domains=domains)
+    _write_csv(per_file, out_dir / "per_file.csv")
+    _write_csv(summary, out_dir / "summary.csv")
+    n_bad = per_file.loc[per_file["reason"].str.startswith("error"), "file"].nunique()
+    if n_bad:
+        warnings.warn(
+            f"{n_bad} file(s) could not be loaded, enhanced or scored; see 'reason' in per_file.csv", stacklevel=2
+        )
+    return EvalResult(per_file=per_file, summary=summary, config=cfg, out_dir=out_dir)
+
+
+def _assemble(
+    scored: pd.DataFrame, tasks: list[tuple[str, str, str, dict]], failed: dict[int, str], metrics: list[str]
+) -> pd.DataFrame:
+    rows = []
+    scored_by_task = {int(k): g for k, g in scored.groupby("file", sort=False)}
+    meta_cols = [c for c in META_COLUMNS if any(c in t[3] for t in tasks)]
+    for index, (system, dataset, file_id, meta) in enumerate(tasks):
+        extra = [meta.get(c) for c in meta_cols]
+        if index in failed:
+            rows.extend((system, dataset, file_id, m, np.nan, failed[index], *extra) for m in metrics)
+            continue
+        for _, r in scored_by_task[index].iterrows():
+            rows.append((system, dataset, file_id, r["metric"], r["value"], r["reason"], *extra))
+    table = pd.DataFrame(rows, columns=[*PER_FILE_COLUMNS, *meta_cols])
+    table["value"] = table["value"].astype(float)
+    return table
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        frame.to_csv(fh, index=False)
+
+
+def _write_example(
+    out_dir: Path, dataset: str, system: str, file_id: str, estimate: torch.Tensor, noisy, clean
+) -> None:
+    from mal.audio import write_audio
+
+    folder = out_dir / "audio" / _safe_name(dataset)
+    stem = _safe_name(file_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # clipping notices: the float subtype does not clip
+        write_audio(folder / _safe_name(system) / f"{stem}.wav", estimate, SAMPLE_RATE, subtype="FLOAT")
+        for name, wav in (("_clean", clean), ("_noisy", noisy)):
+            path = folder / name / f"{stem}.wav"
+            if not path.exists():
+                write_audio(path, wav, SAMPLE_RATE, subtype="FLOAT")
+
+
+def evaluate(
+    systems: Sequence[SystemSpec | dict[str, Any]],
+    datasets: Sequence[DatasetSpec | dict[str, Any]],
+    metrics: Sequence[str] | None = None,
+    workers: int = 1,
+    out_dir: str | Path = "runs/evaluate",
+    **options: Any,
+) -> EvalResult:
+    """Evaluate ``systems`` on ``datasets``; ``options`` are further :class:`EvalConfig` fields.
+
+    Example::
+
+        result = evaluate(
+            [SystemSpec("noisy", "noisy"), SystemSpec("mal", "checkpoint", "runs/mal/last.pt")],
+            [DatasetSpec("in-domain", "mal-offline", "data/corpora/quick", "test")],
+            metrics=["pesq_wb", "si_sdr"], workers=2, out_dir="runs/eval")
+        result.summary; result.paired_difference("mal", "noisy", "pesq_wb")
+    """
+    cfg = EvalConfig.from_params(
+        systems=[s.to_dict() if isinstance(s, SystemSpec) else dict(s) for s in systems],
+        datasets=[d.to_dict() if isinstance(d, DatasetSpec) else dict(d) for d in datasets],
+        metrics=list(metrics or []),
+        workers=workers,
+        out_dir=str(out_dir),
+        **options,
+    )
+    return run_evaluation(cfg)
+
+
+def load_result(out_dir: str | Path) -> EvalResult:
+    """Read a finished run's tables back from ``out_dir``."""
+    out_dir = Path(out_dir)
+    for name in ("per_file.csv", "summary.csv", "config.yaml"):
+        if not (out_dir / name).is_file():
+            raise FileNotFoundError(f"{out_dir / name}: missing; is {out_dir} an evaluation output folder?")
+    per_file = pd.read_csv(out_dir / "per_file.csv", keep_default_na=False, na_values=[""])
+    per_file["reason"] = per_file["reason"].fillna("")
+    summary = pd.read_csv(out_dir / "summary.csv")
+    return EvalResult(
+        per_file=per_file, summary=summary, config=EvalConfig.load(out_dir / "config.yaml"), out_dir=out_dir
+    )

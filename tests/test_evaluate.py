@@ -1,0 +1,177 @@
+"""mal.evaluate: systems × datasets, tidy per-file rows, bootstrap summaries and paired differences."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from speech_signals import mix_at_snr, speech_like
+
+import mal.models
+from mal.__main__ import main
+from mal.config import ConfigError
+from mal.evaluate import (
+    DatasetSpec,
+    EvalConfig,
+    SystemSpec,
+    bootstrap_ci,
+    evaluate,
+    improvement_table,
+    load_result,
+    paired_difference,
+)
+from mal.metrics import score
+
+SR = 16000
+METRICS = ["pesq_wb", "si_sdr", "stoi"]
+SNRS = (0.0, 5.0, 10.0, 15.0)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> tuple[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """A 'folders' dataset: four good pairs at known SNRs and one corrupt noisy file."""
+    root = tmp_path_factory.mktemp("folders")
+    (root / "clean").mkdir()
+    (root / "noisy").mkdir()
+    audio = {}
+    rng = np.random.default_rng(0)
+    for k, snr in enumerate(SNRS):
+        clean = (speech_like(2.0, SR, seed=20 + k)).astype(np.float32)
+        noisy = mix_at_snr(clean, rng.standard_normal(clean.size), snr).astype(np.float32)
+        sf.write(root / "clean" / f"utt{k}.wav", clean, SR, subtype="FLOAT")
+        sf.write(root / "noisy" / f"utt{k}.wav", noisy, SR, subtype="FLOAT")
+        audio[f"utt{k}"] = (clean, noisy)
+    sf.write(root / "clean" / "broken.wav", speech_like(2.0, SR, seed=9).astype(np.float32), SR)
+    (root / "noisy" / "broken.wav").write_bytes(b"RIFF\x00\x00 definitely not audio")
+    return str(root), audio
+
+
+@pytest.fixture(scope="module")
+def result(folders, tmp_path_factory):
+    root, _ = folders
+    ckpt = tmp_path_factory.mktemp("ckpt") / "specmask.pt"
+    mal.models.save(mal.models.build("specmask"), ckpt)
+    systems = [
+        SystemSpec("noisy", "noisy"),
+        SystemSpec("spectral-gating", "spectral-gating"),
+        SystemSpec("specmask-untrained", "checkpoint", str(ckpt)),
+    ]
+    out = tmp_path_factory.mktemp("eval")
+    with pytest.warns(UserWarning, match="could not be loaded"):
+        return evaluate(
+            systems,
+            [DatasetSpec("toy", "folders", root, "")],
+            METRICS,
+            workers=1,
+            out_dir=out,
+            progress=False,
+            audio_examples=2,  # 'broken' sorts first and has no audio; utt0 is written
+            chunk_seconds=1.0,  # forces chunked overlap-add on the 2 s files
+        )
+
+
+def test_per_file_table_is_tidy_and_complete(result) -> None:
+    pf = result.per_file
+    assert list(pf.columns[:6]) == ["system", "dataset", "file", "metric", "value", "reason"]
+    assert len(pf) == 3 * 5 * len(METRICS)  # systems × files × metrics, bad file included
+    assert set(pf["metric"]) == set(METRICS)
+
+
+def test_bad_file_gives_nan_rows_with_reason_and_the_rest_is_intact(result, folders) -> None:
+    pf = result.per_file
+    bad = pf[pf["file"] == "broken"]
+    assert len(bad) == 3 * len(METRICS)
+    assert bad["value"].isna().all() and bad["reason"].str.contains("error loading broken").all()
+    good = pf[pf["file"] != "broken"]
+    assert good["value"].notna().all() and (good["reason"] == "").all()
+    _, audio = folders
+    for fid, (clean, noisy) in audio.items():  # the noisy system's rows are exactly the direct scores
+        rows = good[(good["system"] == "noisy") & (good["file"] == fid)].set_index("metric")["value"]
+        assert rows.to_dict() == pytest.approx(score(clean, noisy, SR, METRICS), rel=1e-9)
+
+
+def test_summary_has_means_cis_and_counts(result) -> None:
+    s = result.summary
+    assert list(s.columns) == ["system", "dataset", "domain", "metric", "mean", "ci_low", "ci_high", "n_files", "n_nan"]
+    assert (s["n_files"] == 4).all() and (s["n_nan"] == 1).all()
+    assert (s["domain"] == "out-of-domain").all()
+    pf = result.per_file
+    for _, row in s.iterrows():
+        vals = pf[(pf.system == row.system) & (pf.metric == row.metric)]["value"].dropna()
+        assert row["mean"] == pytest.approx(vals.mean())
+        assert row["ci_low"] <= row["mean"] <= row["ci_high"]
+
+
+def test_outputs_are_written_and_reload(result) -> None:
+    out = result.out_dir
+    for name in ("per_file.csv", "summary.csv", "config.yaml"):
+        assert (out / name).is_file()
+    back = load_result(out)
+    pd.testing.assert_frame_equal(back.summary, result.summary, check_dtype=False)
+    assert back.per_file["reason"].eq(result.per_file["reason"]).all()
+    assert EvalConfig.load(out / "config.yaml").metrics == METRICS
+    examples = sorted(p.relative_to(out / "audio" / "toy").as_posix() for p in (out / "audio").rglob("*.wav"))
+    assert examples == sorted(
+        f"{s}/utt0.wav" for s in ("_clean", "_noisy", "noisy", "spectral-gating", "specmask-untrained")
+    )
+
+
+def test_paired_difference(result) -> None:
+    pf = result.per_file
+    same = paired_difference(pf, "noisy", "noisy", "si_sdr")
+    assert same["mean_diff"] == 0.0 and same["n_files"] == 4
+    d = paired_difference(pf, "spectral-gating", "noisy", "si_sdr", dataset="toy", n_boot=500, seed=3)
+    a = pf[(pf.system == "spectral-gating") & (pf.metric == "si_sdr")].set_index("file")["value"]
+    b = pf[(pf.system == "noisy") & (pf.metric == "si_sdr")].set_index("file")["value"]
+    assert d["mean_diff"] == pytest.approx((a - b).dropna().mean())
+    assert d["ci_low"] <= d["mean_diff"] <= d["ci_high"] and d["n_files"] == 4
+    assert d == paired_difference(pf, "spectral-gating", "noisy", "si_sdr", dataset="toy", n_boot=500, seed=3)
+    with pytest.raises(KeyError, match="nope"):
+        paired_difference(pf, "nope", "noisy", "si_sdr")
+    table = improvement_table(pf, baseline="noisy", metrics=["pesq_wb", "si_sdr"])
+    assert set(table["system_a"]) == {"spectral-gating", "specmask-untrained"} and len(table) == 4
+
+
+def test_bootstrap_ci_behaviour() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 1.0, 400)
+    mean, lo, hi = bootstrap_ci(x, 2000, np.random.default_rng(1))
+    assert mean == pytest.approx(x.mean()) and hi - lo == pytest.approx(2 * 1.96 / 20, rel=0.15)
+    assert all(math.isnan(v) for v in bootstrap_ci(np.array([np.nan])))
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ConfigError, match="needs a checkpoint"):
+        SystemSpec.from_params(dict(name="x", kind="checkpoint"))
+    with pytest.raises(ConfigError, match="duplicate"):
+        EvalConfig.from_params(dict(systems=[dict(name="a", kind="noisy"), dict(name="a", kind="noisy")]))
+    with pytest.raises(ConfigError, match="unknown metric"):
+        EvalConfig.from_params(dict(metrics=["pesq"]))
+    with pytest.raises(ConfigError, match="kind"):
+        SystemSpec.from_params(dict(name="x", kind="wiener"))
+
+
+def test_cli(folders, tmp_path, capsys) -> None:
+    root, _ = folders
+    out = tmp_path / "cli"
+    with pytest.warns(UserWarning, match="could not be loaded"):  # 'broken' is among the first two files
+        code = main(
+            [
+                "evaluate",
+                "--dataset",
+                f"toy=folders:{root}",
+                "--metrics",
+                "si_sdr",
+                "--out",
+                str(out),
+                "--max-files",
+                "2",
+            ]
+        )
+    assert code == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["system"]) == {"noisy", "spectral-gating"} and (summary["n_files"] + summary["n_nan"] == 2).all()
+    assert "si_sdr" in capsys.readouterr().out

@@ -186,3 +186,20 @@ def test_mismatched_shapes_raise(tiny_model: TinyUNet, variant: str) -> None:
         loss(clean[..., :-1], clean)
     with pytest.raises(ValueError, match="shapes differ"):
         loss(clean[:, 0], clean)
+
+
+def test_frozen_fe_encoder_stays_fixed_under_an_optimiser_over_all_parameters(tiny_model: TinyUNet) -> None:
+    """The trainer keeps the warm-up optimiser (all parameters, with state); the encoder must still not move."""
+    clean = speechlike()
+    noisy = add_noise(clean, 5.0)
+    opt = torch.optim.AdamW(tiny_model.parameters(), lr=1e-2, weight_decay=0.1)
+    (tiny_model(noisy) - clean).abs().mean().backward()  # a warm-up step gives every parameter Adam state
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    loss = ModelAsLoss(tiny_model, variant="frozen-fe", layers="all")
+    encoder_before = {k: v.clone() for k, v in tiny_model.encoder.state_dict().items()}
+    decoder_before = {k: v.clone() for k, v in tiny_model.decoder.state_dict().items()}
+    loss(tiny_model(noisy), clean).backward()
+    opt.step()
+    assert all(torch.equal(encoder_before[k], v) for k, v in tiny_model.encoder.state_dict().items())
+    assert any(not torch.equal(decoder_before[k], v) for k, v in tiny_model.decoder.state_dict().items())

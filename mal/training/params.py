@@ -14,6 +14,8 @@ and validated like every config, and :meth:`TrainingParams.to_train_config` is t
    ============== ====================================================================================
    conventional   the base config's conventional terms (normalised L1 + MR-STFT by default)
    mal            ``lambda_mal`` · MAL(mal_variant, mal_layers) + ``lambda_rec`` · conventional terms
+                  (``calibrate=True``: λ_mal is set at the stage start so that the MAL term starts at
+                  ``lambda_mal`` × the conventional terms)
    deep_feature   ``lambda_mal`` · deep feature loss(deep_feature_backbone) + ``lambda_rec`` · conventional
    lossnet        ``lambda_mal`` · pretrained lossnet(lossnet_path) + ``lambda_rec`` · conventional
    ============== ====================================================================================
@@ -86,6 +88,7 @@ class TrainingParams(ConfigBase):
     mal_encoder_grad: bool = False  # recipe=mal, dynamic: let the MAL term train the encoder too
     lambda_mal: float = 1.0  # weight of the MAL / deep-feature / lossnet term
     lambda_rec: float = 1.0  # weight of the conventional terms next to it (recipe != conventional)
+    calibrate: bool = False  # read lambda_mal as a ratio: the feature term starts at lambda_mal × the others
     deep_feature_backbone: str = "wavlm_base"  # recipe=deep_feature: torchaudio backbone
     lossnet_path: str = ""  # recipe=lossnet: the pretrained lossnet checkpoint
     steps: int = 0  # optimiser steps in this stage (0 = the base config's)
@@ -94,6 +97,7 @@ class TrainingParams(ConfigBase):
     device: Literal["auto", "cpu", "cuda"] = "auto"  # where to train
     threads: int = 0  # torch CPU threads (0 = the base config's; 1 lets two runs share two cores)
     seed: int = -1  # data order / init seed (-1 = the base config's)
+    if_exists: Literal["error", "resume", "overwrite"] = "overwrite"  # when run_dir already holds a run
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # dotted keys, e.g. {"optim.lr": 3e-4}
 
     def validate(self) -> None:
@@ -132,6 +136,8 @@ class TrainingParams(ConfigBase):
         if self.seed >= 0:
             cfg["seed"] = self.seed
         cfg["loss"] = self.loss_dict(cfg["loss"])
+        feature_term = {"mal": "mal", "deep_feature": "deep_feature", "lossnet": "lossnet"}.get(self.recipe)
+        cfg["calibrate"] = {feature_term: self.lambda_mal} if self.calibrate and feature_term else {}
         return TrainConfig.from_params(apply_overrides(cfg, self.overrides))
 
     def loss_dict(self, base_loss: Mapping[str, Any]) -> dict[str, Any]:

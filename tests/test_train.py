@@ -1,0 +1,380 @@
+"""Training engine: schedule, step-seeded batches, warm-up → every stage-2 branch, exact resume after SIGKILL,
+DDP with two gloo processes, NaN handling, and the flat notebook parameters.
+
+Everything runs a tiny specmask on the smoke corpus, on CPU, with 1 thread.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+import mal
+from mal.config import ConfigError
+from mal.train import NonFiniteLossError, TrainConfig, TrainingParams, read_history, train
+from mal.training.data import StepBatchSampler
+from mal.training.schedule import lr_at
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = {"name": "specmask", "hparams": {"n_fft": 128, "hop": 64, "depth": 2, "hidden": 4, "gru_hidden": 16}}
+
+
+@pytest.fixture(scope="session")
+def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # TEMPORARY until tests/conftest.py provides smoke_corpus: build the smoke corpus here.
+    try:
+        return Path(request.getfixturevalue("smoke_corpus"))
+    except pytest.FixtureLookupError:
+        from mal.data import CorpusConfig, build_corpus
+
+        root = tmp_path_factory.mktemp("corpus") / "smoke"
+        return build_corpus(CorpusConfig(profile="smoke", seed=0, root=str(root)), progress=False)
+
+
+def tiny(run_dir: Path, corpus: Path, **overrides: Any) -> dict[str, Any]:
+    """A TrainConfig mapping that trains in about a second: tiny model, 0.5 s segments, 2 validation files."""
+    cfg = {
+        "run_dir": str(run_dir),
+        "steps": 6,
+        "model": TINY_MODEL,
+        "data": {
+            "root": str(corpus),
+            "batch_size": 4,
+            "segment_seconds": 0.5,
+            "valid_files": 2,
+            "valid_max_seconds": 1.5,
+        },
+        "optim": {"lr": 3e-3, "lr_warmup_steps": 2, "total_steps": 12},
+        "threads": 1,
+        "device": "cpu",
+        "valid_every": 3,
+        "checkpoint_every": 3,
+        "log_every": 1,
+        "progress": False,
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)["model_state"]
+
+
+# ------------------------------------------------------------------------------------------------ unit: schedule
+def test_lr_schedule_ramps_then_one_cosine_over_both_stages() -> None:
+    cfg = mal.train.OptimConfig(lr=1e-3, lr_warmup_steps=4, total_steps=20, min_lr_ratio=0.1)
+    lrs = [lr_at(s, cfg, 20) for s in range(25)]
+    assert lrs[:4] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+    assert lrs[4] == pytest.approx(1e-3)
+    assert all(a > b for a, b in zip(lrs[4:20], lrs[5:21], strict=False))  # strictly decreasing cosine
+    assert lrs[12] == pytest.approx(1e-4 + 0.9e-3 * 0.5)  # half way: mid point between peak and floor
+    assert lrs[20:] == pytest.approx([1e-4] * 5)  # floor held past the end
+    const = mal.train.OptimConfig(lr=1e-3, lr_warmup_steps=0, schedule="constant")
+    assert {lr_at(s, const, 5) for s in range(10)} == {1e-3}
+
+
+# ------------------------------------------------------------------------------------------------ unit: batches
+def test_batches_depend_only_on_seed_and_step() -> None:
+    full = StepBatchSampler(10, 4, seed=3, start_step=0, end_step=8)
+    resumed = StepBatchSampler(10, 4, seed=3, start_step=5, end_step=8)
+    assert list(full)[5:] == list(resumed)
+    # Every epoch is a permutation of all items, and consecutive epochs differ.
+    stream = [k for batch in full for k in batch]
+    for epoch in range(3):
+        assert sorted(i for e, i in stream if e == epoch) == list(range(10))
+    assert [i for e, i in stream if e == 0] != [i for e, i in stream if e == 1]
+    assert list(StepBatchSampler(10, 4, seed=4, start_step=0, end_step=8)) != list(full)
+    # Two ranks split one global batch of 2 × 2 items: disjoint, and together the world-of-one batch of 4.
+    r0 = StepBatchSampler(10, 2, seed=3, start_step=0, end_step=8, rank=0, world_size=2)
+    r1 = StepBatchSampler(10, 2, seed=3, start_step=0, end_step=8, rank=1, world_size=2)
+    for a, b, both in zip(r0, r1, full, strict=True):
+        assert a + b == both
+
+
+# ------------------------------------------------------------------------------------------------ two stages
+@pytest.fixture(scope="module")
+def warmup(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> mal.train.TrainResult:
+    run_dir = tmp_path_factory.mktemp("warmup") / "warmup"
+    return train(TrainConfig.from_params(tiny(run_dir, corpus)))
+
+
+def test_warmup_writes_a_complete_run(warmup: mal.train.TrainResult) -> None:
+    run = warmup.run_dir
+    assert (run / "config.yaml").is_file() and warmup.best_checkpoint is not None
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["global_step"] == 6 and summary["skipped_steps"] == 0
+    assert summary["step_time_s"] > 0 and summary["samples_per_s"] > 0
+    for key in ("pesq_wb", "si_sdr"):
+        assert math.isfinite(summary["valid"][key]) and math.isfinite(summary["noisy"][key])
+    assert summary["valid"]["pesq_wb_files"] == 2
+    hist = read_history(run)
+    train_rows, valid_rows = hist[hist.kind == "train"], hist[hist.kind == "valid"]
+    assert list(train_rows.step) == [1, 2, 3, 4, 5, 6] and list(valid_rows.step) == [3, 6]
+    assert {"loss", "loss_l1", "loss_mrstft", "lr", "step_time_s", "samples_per_s"} <= set(train_rows.columns)
+    # The checkpoint is a model checkpoint too: mal.models.load rebuilds the trained model.
+    model = mal.models.load(warmup.last_checkpoint)
+    x = torch.randn(1, 1, 4000) * 0.1
+    with torch.no_grad():
+        assert torch.equal(model(x), warmup.model(x))
+    ckpt = torch.load(warmup.last_checkpoint, weights_only=False)
+    assert ckpt["mal_version"] == mal.__version__ and ckpt["config"]["stage"] == "warmup"
+    assert ckpt["training"]["step"] == 6 and ckpt["training"]["scheduler"] == {"step": 6, "total_steps": 12}
+    assert {"python", "numpy", "torch"} <= set(ckpt["training"]["rng"])
+
+
+BRANCHES = {
+    "baseline": {},
+    "frozen": {"mal": 1.0, "mal_variant": "frozen", "mal_layers": "all"},
+    "frozen-fe": {"mal": 1.0, "mal_variant": "frozen-fe", "mal_layers": "all"},
+    "dynamic": {"mal": 0.5, "mal_variant": "dynamic", "mal_layers": "bottleneck"},
+}
+
+
+@pytest.fixture(scope="module")
+def branches(warmup: mal.train.TrainResult, corpus: Path) -> dict[str, mal.train.TrainResult]:
+    out = {}
+    for name, loss in BRANCHES.items():
+        cfg = tiny(
+            warmup.run_dir.parent / name,
+            corpus,
+            stage="stage2",
+            steps=3,
+            init_checkpoint=str(warmup.last_checkpoint),
+            loss=loss,
+            optim={"total_steps": 0},
+            calibrate={"mal": 1.0} if name == "frozen" else {},
+        )
+        out[name] = train(TrainConfig.from_params(cfg))
+    return out
+
+
+def test_every_stage2_branch_continues_the_warmup(
+    warmup: mal.train.TrainResult, branches: dict[str, mal.train.TrainResult]
+) -> None:
+    warm = state(warmup.last_checkpoint)
+    first_lrs = []
+    for name, result in branches.items():
+        summary = result.summary
+        assert summary["start_step"] == 6 and summary["global_step"] == 9, name
+        hist = read_history(result.run_dir)
+        rows = hist[hist.kind == "train"]
+        assert list(rows.step) == [7, 8, 9]
+        first_lrs.append(rows.lr.iloc[0])
+        if name != "baseline":
+            assert rows.loss_mal.notna().all() and rows.mal_feat_var.gt(0).all(), name
+        after = state(result.last_checkpoint)
+        enc_moved = any(not torch.equal(warm[k], after[k]) for k in warm if k.startswith("encoder."))
+        dec_moved = any(not torch.equal(warm[k], after[k]) for k in warm if k.startswith("decoder."))
+        assert dec_moved, name
+        assert enc_moved == (name != "frozen-fe"), name  # frozen-fe trains the decoder only
+    # One schedule: every branch's first stage-2 update uses the warm-up schedule's LR at global step 6.
+    warm_cfg = TrainConfig.load(warmup.run_dir / "config.yaml")
+    assert first_lrs == [pytest.approx(lr_at(6, warm_cfg.optim, 12))] * len(BRANCHES)
+
+
+def test_calibrated_mal_term_starts_equal_to_the_conventional_terms(
+    branches: dict[str, mal.train.TrainResult],
+) -> None:
+    result = branches["frozen"]
+    weight = result.summary["loss_weights"]["mal"]
+    assert weight != 1.0
+    first = read_history(result.run_dir).query("kind == 'train'").iloc[0]
+    # Calibration ran on exactly the batch and weights of the first stage-2 step.
+    assert weight * first.loss_mal == pytest.approx(first.loss_l1 + first.loss_mrstft, rel=1e-4)
+
+
+def test_baseline_branch_is_deterministic(
+    warmup: mal.train.TrainResult, branches: dict[str, mal.train.TrainResult], corpus: Path
+) -> None:
+    cfg = TrainConfig.load(branches["baseline"].run_dir / "config.yaml")
+    again = train(cfg.replace(run_dir=str(warmup.run_dir.parent / "baseline_again")))
+    a, b = state(branches["baseline"].last_checkpoint), state(again.last_checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_dir_guards(warmup: mal.train.TrainResult, corpus: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig.load(warmup.run_dir / "config.yaml")
+    with pytest.raises(FileExistsError, match="resume"):
+        train(cfg)
+    with pytest.raises(ConfigError, match="differs"):
+        train(cfg.replace(seed=1), if_exists="resume")
+    # A stage 2 that would run past the warm-up's cosine is refused rather than trained at the floor LR.
+    short = tiny(tmp_path / "short", corpus, optim={"total_steps": 0})
+    done = train(TrainConfig.from_params(short))
+    over = tiny(tmp_path / "over", corpus, stage="stage2", steps=2, init_checkpoint=str(done.last_checkpoint))
+    with pytest.raises(ConfigError, match="total_steps"):
+        train(TrainConfig.from_params({**over, "optim": {"total_steps": 0}}))
+
+
+# ------------------------------------------------------------------------------------------------ NaN handling
+class _Bomb(torch.nn.Module):
+    """A loss term that turns NaN on its third call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        zero = (estimate - reference).abs().mean() * 0
+        return zero + (math.nan if self.calls == 3 else 0.0)
+
+
+@pytest.fixture
+def bomb(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mal.losses
+
+    real = mal.losses.build_objective
+
+    def with_bomb(cfg: Any, model: Any = None) -> Any:
+        objective = real(cfg, model)
+        terms = {**objective.terms, "bomb": _Bomb()}
+        return mal.losses.WeightedSum(terms, {**objective.weights, "bomb": 1.0})
+
+    monkeypatch.setattr(mal.losses, "build_objective", with_bomb)
+
+
+def test_nan_loss_stops_naming_step_and_term(bomb: None, corpus: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig.from_params(tiny(tmp_path / "nan", corpus, checkpoint_every=1, valid_every=0))
+    with pytest.raises(NonFiniteLossError, match=r"global step 2 .*'bomb'"):
+        train(cfg)
+    last = torch.load(tmp_path / "nan" / "checkpoints" / "last.pt", weights_only=False)
+    assert last["training"]["step"] == 2  # the bad step wrote nothing
+    assert all(torch.isfinite(v).all() for v in last["model_state"].values())
+
+
+def test_nan_loss_skip_policy_counts_and_continues(bomb: None, corpus: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig.from_params(tiny(tmp_path / "skip", corpus, nan_policy="skip", valid_every=0))
+    result = train(cfg)
+    assert result.summary["skipped_steps"] == 1 and result.step == 6
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+
+
+# ------------------------------------------------------------------------------------------------ resume
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mal", "train", *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_ends_with_the_uninterrupted_weights(corpus: Path, tmp_path: Path) -> None:
+    base = tiny(tmp_path / "x", corpus, steps=30, checkpoint_every=4, valid_every=10, log_every=2)
+    base["optim"]["total_steps"] = 30
+    configs = {}
+    for name in ("straight", "killed"):
+        configs[name] = tmp_path / f"{name}.yaml"
+        configs[name].write_text(yaml.safe_dump({**base, "run_dir": str(tmp_path / name)}))
+    subprocess.run(_cli("--config", str(configs["straight"])), env=_env(), check=True, capture_output=True)
+
+    proc = subprocess.Popen(_cli("--config", str(configs["killed"])), env=_env(), stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(last, weights_only=False)["training"]["step"]
+    assert killed_at < 30, "the run finished before it could be killed; the test proved nothing"
+
+    subprocess.run(_cli("--config", str(configs["killed"]), "--resume"), env=_env(), check=True, capture_output=True)
+    a, b = state(tmp_path / "straight" / "checkpoints" / "last.pt"), state(last)
+    assert all(torch.equal(a[k], b[k]) for k in a), f"resumed from step {killed_at} but the weights differ"
+    # The history is rewritten from the checkpoint on: same rows, same losses.
+    h1, h2 = read_history(tmp_path / "straight"), read_history(tmp_path / "killed")
+    assert list(h1.step) == list(h2.step)
+    assert h1.loss.tolist() == h2.loss.tolist()
+
+
+# ------------------------------------------------------------------------------------------------ DDP
+DDP_DRIVER = """
+import os, sys, torch
+from mal.train import TrainConfig, train
+result = train(TrainConfig.load(sys.argv[1]))
+torch.save(result.model.state_dict(), os.path.join(sys.argv[2], f"rank{os.environ['RANK']}.pt"))
+"""
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes_hold_identical_weights(corpus: Path, tmp_path: Path) -> None:
+    cfg = tiny(tmp_path / "ddp", corpus, steps=3, valid_every=0, loss={"mal": 1.0, "mal_layers": "all"})
+    cfg["data"]["batch_size"] = 2
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "driver.py").write_text(DDP_DRIVER)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += [str(tmp_path / "driver.py"), str(tmp_path / "ddp.yaml"), str(tmp_path)]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r0, r1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["global_step"] == 3
+    torch.manual_seed(0)  # the trainer seeds with cfg.seed before building the model
+    init = mal.models.build(TINY_MODEL["name"], **TINY_MODEL["hparams"]).state_dict()
+    assert any(not torch.equal(r0[k], init[k]) for k in init), "no training happened"
+
+
+# ------------------------------------------------------------------------------------------------ flat params
+def test_training_params_map_recipes_onto_the_nested_config(tmp_path: Path) -> None:
+    base = REPO / "configs" / "quick" / "train_warmup.yaml"
+    conv = TrainingParams.from_params({"base_config": str(base), "run_dir": str(tmp_path / "a")}).to_train_config()
+    assert conv.loss.mal == 0 and conv.loss.l1 == 1.0 and conv.stage == "warmup" and conv.calibrate == {}
+    params = TrainingParams.from_params(
+        {
+            "base_config": str(base),
+            "run_dir": str(tmp_path / "b"),
+            "stage": "stage2",
+            "init_checkpoint": "w/last.pt",
+            "recipe": "mal",
+            "mal_variant": "frozen-fe",
+            "mal_layers": "0,-1",
+            "lambda_mal": 2.0,
+            "lambda_rec": 0.5,
+            "calibrate": True,
+            "steps": 7,
+            "batch_size": 3,
+            "overrides": {"optim.lr_warmup_steps": 5, "model.hparams": {"hidden": 8}},
+        }
+    )
+    cfg = params.to_train_config()
+    assert (cfg.loss.mal, cfg.loss.mal_variant, cfg.loss.mal_layers) == (2.0, "frozen-fe", [0, -1])
+    assert (cfg.loss.l1, cfg.loss.mrstft) == (0.5, 0.5)
+    assert cfg.calibrate == {"mal": 2.0} and cfg.steps == 7 and cfg.data.batch_size == 3
+    assert cfg.optim.lr_warmup_steps == 5 and cfg.model.hparams == {"hidden": 8}
+    assert cfg.init_checkpoint == "w/last.pt" and cfg.run_dir == str(tmp_path / "b")
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        TrainingParams.from_params({"base_config": str(base), "overrides": {"optim.nope": 1}}).to_train_config()
+    with pytest.raises(ConfigError, match="init_checkpoint"):
+        TrainingParams.from_params({"stage": "stage2"})
+    with pytest.raises(ConfigError, match="mal_layers"):
+        TrainingParams.from_params({"mal_layers": "top"})
+
+
+def test_named_configs_load_and_stage2_configs_continue_the_warmup_schedule() -> None:
+    for profile in ("quick", "full"):
+        warm = TrainConfig.load(REPO / "configs" / profile / "train_warmup.yaml")
+        stage2 = sorted((REPO / "configs" / profile).glob("train_*.yaml"))
+        assert len(stage2) >= 5
+        for path in stage2:
+            cfg = TrainConfig.load(path)
+            if cfg.stage == "stage2":
+                assert cfg.init_checkpoint == f"{warm.run_dir}/checkpoints/last.pt", path
+                assert (cfg.model, cfg.data) == (warm.model, warm.data), path
+                assert warm.optim.total_steps >= warm.steps + cfg.steps, path

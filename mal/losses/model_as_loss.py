@@ -282,8 +282,7 @@ class ModelAsLoss(nn.Module):
             raw.append(dist.detach())
             l1 = dist if self.distance == "l1" else diff.abs().mean()
             rel.append(l1.detach() / abs_b.clamp_min(self.eps))
-            chan = b.transpose(0, 1).reshape(b.shape[1], -1)
-            var.append(chan.var(dim=1, unbiased=False).mean())
+            var.append(b.var(dim=[0, *range(2, b.dim())], unbiased=False).mean())  # per channel, then mean
             mean_abs.append(abs_b)
         self._record_stats(chosen, len(target_feats), raw, rel, var, mean_abs)
         return total

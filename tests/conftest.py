@@ -21,7 +21,15 @@ def _seed() -> None:
 
 
 @pytest.fixture(scope="session")
-def smoke_corpus(tmp_path_factory: pytest.TempPathFactory):
+def mal_raw_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Where tests download packages: ``$MAL_RAW_DIR`` when set (reused across sessions), else a session temp dir."""
+    from pathlib import Path
+
+    return Path(os.environ.get("MAL_RAW_DIR") or tmp_path_factory.mktemp("raw"))
+
+
+@pytest.fixture(scope="session")
+def smoke_corpus(tmp_path_factory: pytest.TempPathFactory, mal_raw_dir):
     """Root (``pathlib.Path``) of the CI-sized mal-offline corpus (profile "smoke", seed 0), built once per session.
 
     Open its splits with ``mal.data.open_dataset("mal-offline", smoke_corpus, split)`` for split in train, valid,
@@ -30,6 +38,5 @@ def smoke_corpus(tmp_path_factory: pytest.TempPathFactory):
     """
     from mal.data import CorpusConfig, build_corpus
 
-    raw = os.environ.get("MAL_RAW_DIR") or tmp_path_factory.mktemp("raw")
     root = tmp_path_factory.mktemp("corpus") / "smoke"
-    return build_corpus(CorpusConfig(profile="smoke", seed=0, root=str(root)), raw_dir=raw, progress=False)
+    return build_corpus(CorpusConfig(profile="smoke", seed=0, root=str(root)), raw_dir=mal_raw_dir, progress=False)

@@ -35,14 +35,14 @@ class AnalysisConfig(ConfigBase):
 
     run_dir: str = "runs/03_feature_space_analysis"  # outputs: config, summary.json, tables, figures/
     dataset: str = "mal-offline"  # name for mal.data.open_dataset
-    data_root: str = "data/mal-offline"  # root of that dataset
+    data_root: str = "data/corpora/quick"  # root of that dataset (the quick corpus)
     split: str = "test"  # which split to analyse
     # label → checkpoint of every system compared; their outputs are the estimates of the study
     checkpoints: dict[str, str] = dataclasses.field(
         default_factory=lambda: {
-            "warmup": "runs/02_training/warmup/checkpoints/best.pt",
-            "baseline": "runs/02_training/baseline/checkpoints/best.pt",
-            "mal": "runs/02_training/mal-frozen/checkpoints/best.pt",
+            "warmup": "runs/quick/train_warmup/checkpoints/last.pt",
+            "baseline": "runs/quick/train_baseline/checkpoints/best.pt",
+            "mal-frozen": "runs/quick/train_mal_frozen/checkpoints/best.pt",
         }
     )
     judge: str = "warmup"  # label(s) from checkpoints whose encoder measures distances (first: projections)

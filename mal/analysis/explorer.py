@@ -68,8 +68,9 @@ class FeatureExplorer(widgets.VBox):
         n_features = len(encoder_features(self.judge, self.items[0][1]))
         self.layer_names = layer_names(n_features)
 
-        self.utterance = widgets.Dropdown(options=[(self._label(m), i) for i, (_, _, m) in enumerate(self.items)])
-        self.utterance.description = "utterance"
+        self.utterance = widgets.Dropdown(
+            options=[(self._label(m), i) for i, (_, _, m) in enumerate(self.items)], description="utterance"
+        )
         self.layer = widgets.Dropdown(options=self.layer_names, value=self.layer_names[-1], description="layer")
         self.system = widgets.Dropdown(options=["clean", "noisy", *self.systems], value="noisy", description="system")
         self.figure_out = widgets.Output()
@@ -136,9 +137,14 @@ class FeatureExplorer(widgets.VBox):
         fig, dist = self.render(index, layer, system)
         self.audio.value = wav_bytes(self.signal(index, system), self.sample_rate)
         meta = self.items[index][2]
+        known = [
+            f"{name} {meta[key]}{unit}"
+            for key, name, unit in (("speaker", "speaker", ""), ("noise_type", "noise", ""), ("snr_db", "SNR", " dB"))
+            if meta.get(key) is not None
+        ]
         self.status.value = (
-            f"<b>{meta['file_id']}</b>: speaker {meta.get('speaker')}, noise {meta.get('noise_type')}, "
-            f"SNR {meta.get('snr_db')} dB; judge-encoder distance to clean at {layer}: <b>{dist:.4f}</b>"
+            f"<b>{meta['file_id']}</b>{': ' + ', '.join(known) if known else ''}; "
+            f"judge-encoder distance to clean at {layer}: <b>{dist:.4f}</b>"
         )
         with self.figure_out:
             from IPython.display import clear_output, display

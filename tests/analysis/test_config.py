@@ -8,7 +8,7 @@ from mal.config import ConfigError
 
 def test_defaults_validate_and_round_trip(tmp_path) -> None:
     cfg = AnalysisConfig()
-    assert list(cfg.checkpoints) == ["warmup", "baseline", "mal"]
+    assert list(cfg.checkpoints) == ["warmup", "baseline", "mal-frozen"]
     assert cfg.judge_labels == ["warmup"] and cfg.metric_list == ["pesq_wb", "stoi", "si_sdr"]
     path = cfg.save(tmp_path / "config.yaml")
     assert AnalysisConfig.load(path) == cfg

@@ -105,6 +105,14 @@ def take(items: Iterable[Item], n_files: int | None) -> Iterable[Item]:
     return items if n_files is None else itertools.islice(items, n_files)
 
 
+def expected_count(items: Iterable[Item], n_files: int | None) -> int | None:
+    """How many items :func:`take` will yield, when that is known (for progress bars)."""
+    size = len(items) if hasattr(items, "__len__") else None
+    if size is None:
+        return n_files
+    return size if n_files is None else min(size, n_files)
+
+
 def run_feature_study(
     judges: Mapping[str, SEModel],
     systems: Mapping[str, SEModel],
@@ -157,7 +165,13 @@ def run_feature_study(
     pooled: dict[str, list[np.ndarray]] = {}
     judge_layers: dict[str, tuple[list[int], list[str]]] = {}
     distance_columns: list[str] | None = None
-    bar = tqdm(take(items, n_files), total=n_files, desc="feature study", unit="file", disable=not progress)
+    bar = tqdm(
+        take(items, n_files),
+        total=expected_count(items, n_files),
+        desc="feature study",
+        unit="file",
+        disable=not progress,
+    )
     for index, (noisy_raw, clean_raw, meta_raw) in enumerate(bar):
         meta = item_meta(meta_raw, index)
         noisy, clean = check_pair(noisy_raw, clean_raw, meta["file_id"])

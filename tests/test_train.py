@@ -31,15 +31,8 @@ TINY_MODEL = {"name": "specmask", "hparams": {"n_fft": 128, "hop": 64, "depth": 
 
 
 @pytest.fixture(scope="session")
-def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # TEMPORARY until tests/conftest.py provides smoke_corpus: build the smoke corpus here.
-    try:
-        return Path(request.getfixturevalue("smoke_corpus"))
-    except pytest.FixtureLookupError:
-        from mal.data import CorpusConfig, build_corpus
-
-        root = tmp_path_factory.mktemp("corpus") / "smoke"
-        return build_corpus(CorpusConfig(profile="smoke", seed=0, root=str(root)), progress=False)
+def corpus(smoke_corpus: Path) -> Path:
+    return Path(smoke_corpus)
 
 
 def tiny(run_dir: Path, corpus: Path, **overrides: Any) -> dict[str, Any]:

@@ -685,9 +685,13 @@ def _existing_build_matches(root: Path, key: str) -> bool:
     return meta.get("build_key") == key and verify_corpus(root)["ok"]
 
 
-def _prepare_output(root: Path) -> Path:
-    if root.exists() and any(root.iterdir()) and not (root / "corpus.json").exists():
+def _check_output(root: Path) -> None:
+    if root.exists() and (not root.is_dir() or (any(root.iterdir()) and not (root / "corpus.json").exists())):
         raise DataError(f"{root}: exists, is not empty and holds no corpus.json; refusing to overwrite it")
+
+
+def _prepare_output(root: Path) -> Path:
+    _check_output(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.parent / f".{root.name}.building-{os.getpid()}"
     if tmp.exists():
@@ -725,6 +729,7 @@ def build_corpus(cfg: CorpusConfig, raw_dir: str | Path | None = None, progress:
     key = cfg.build_key()
     if _existing_build_matches(root, key):
         return root
+    _check_output(root)  # before any download: fail fast on a folder that is not ours
     raw = Path(raw_dir) if raw_dir is not None else paths.raw_dir()
     sources = cfg.source_names()
     sizes = cfg.sizes()

@@ -650,8 +650,7 @@ class DecodedCache:
         return cls(cache_dir_for(raw) / "decoded", archives)
 
     def _path(self, f: SourceFile) -> Path | None:
-        # G.722 decodes faster than a cached copy loads, so only resampled formats are cached on disk.
-        if self.cache_dir is None or f.member.endswith(".g722"):
+        if self.cache_dir is None:
             return None
         a = self.archives[f.archive]
         return self.cache_dir / f"{a.name}_{a.version.replace(':', '%3a')}" / f"{f.member}.npy"
@@ -662,11 +661,14 @@ class DecodedCache:
         cached = self._path(f)
         if cached is not None and cached.exists():
             wav = np.load(cached)
+            # G.722 decodes to 16-bit PCM: stored as int16 (half the size), scaled exactly as decode_g722 does.
+            wav = wav.astype(np.float32) / 32768.0 if wav.dtype == np.int16 else wav
         else:
             wav = decode_file(f.path)
             if cached is not None:
+                stored = np.round(wav * 32768.0).astype(np.int16) if f.member.endswith(".g722") else wav
                 with atomic_path(cached) as tmp, open(tmp, "wb") as fh:
-                    np.save(fh, wav)
+                    np.save(fh, stored)
         self._memory[f.key] = wav
         return wav
 

@@ -157,7 +157,7 @@ def test_decode_file_makes_mono_16k_and_names_bad_files(tmp_path: Path) -> None:
         decode_file(tmp_path / "corrupt.wav")
 
 
-def test_decoded_cache_is_exact_and_skips_g722(tmp_path: Path) -> None:
+def test_decoded_cache_is_exact(tmp_path: Path) -> None:
     sf.write(tmp_path / "n.flac", (np.random.default_rng(0).standard_normal(22050) * 0.1), 22050)
     archive = ARCHIVES["supersonic-scsynth-samples"]
     f = sources.SourceFile("sonic-pi", archive.name, "package/samples/n.flac", tmp_path / "n.flac")
@@ -166,13 +166,17 @@ def test_decoded_cache_is_exact_and_skips_g722(tmp_path: Path) -> None:
     assert len(cached) == 1
     again = DecodedCache(tmp_path / "cache", {archive.name: archive}).load(f)
     assert np.array_equal(first, again)
-    # G.722 decodes faster than a cached copy loads: it is never written to the cache.
+    # G.722 is cached as int16 and reads back bit-exactly.
     G722 = pytest.importorskip("G722")
-    (tmp_path / "p.g722").write_bytes(G722.G722(16000, 64000).encode(np.zeros(320, dtype=np.int16)))
+    tone = (np.sin(np.arange(3200) / 5) * 8000).astype(np.int16)
+    (tmp_path / "p.g722").write_bytes(G722.G722(16000, 64000).encode(tone))
     moh = ARCHIVES["asterisk-moh-opsound-g722"]
     g = sources.SourceFile("opsound-moh", moh.name, "usr/share/asterisk/moh/p.g722", tmp_path / "p.g722")
-    assert DecodedCache(tmp_path / "cache", {moh.name: moh}).load(g).size == 320
-    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 1
+    direct = decode_file(tmp_path / "p.g722")
+    assert np.array_equal(DecodedCache(tmp_path / "cache", {moh.name: moh}).load(g), direct)
+    assert np.array_equal(DecodedCache(tmp_path / "cache", {moh.name: moh}).load(g), direct)
+    assert np.load(next((tmp_path / "cache").rglob("p.g722.npy"))).dtype == np.int16
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 2
 
 
 def _asterisk_tree(root: Path) -> Path:

@@ -13,7 +13,8 @@ A sweep file (``configs/sweeps/<name>.yaml``) names notebook parameters::
 
 With a ``warmup`` section, the warm-up runs once and every point becomes a stage-2 branch of it
 (``stage="stage2"``, ``init_checkpoint=<warm-up>/checkpoints/last.pt``), so all branches share its checkpoint,
-optimiser state, schedule and batches (the fair comparison of DESIGN.md §9). Points run several at once
+optimiser state, schedule and batches (the fair comparison of DESIGN.md §9); ``warmup_checkpoint`` instead
+branches every point from a warm-up trained elsewhere (e.g. by the pipeline). Points run several at once
 while their ``threads`` fit in ``cores`` (:func:`mal.runner.run_steps`), and a point whose notebook and
 parameters did not change since its last successful run is skipped. Every run's ``summary.json`` becomes one
 row of ``<output_dir>/<name>/results.csv`` (nested keys joined with ``.``), the warm-up included.
@@ -32,7 +33,7 @@ import pandas as pd
 
 from mal.config import ConfigBase, ConfigError
 from mal.io import atomic_write_text
-from mal.runner import Step, StepOutcome, run_steps
+from mal.runner import NOTEBOOK_DIR, Step, StepOutcome, run_steps
 
 WARMUP = "warmup"
 
@@ -42,10 +43,12 @@ class SweepConfig(ConfigBase):
     """A grid of notebook parameters (see the module docstring)."""
 
     name: str = "sweep"  # the sweep's folder under output_dir
-    notebook: str = "02_training"  # notebook stem in notebooks/
+    notebook: str = "02_training"  # notebook stem in notebook_dir
+    notebook_dir: str = ""  # folder of the notebook; empty: the repository's notebooks/
     output_dir: str = "runs/sweeps"  # points write to <output_dir>/<name>/<point>
     base: dict[str, Any] = dataclasses.field(default_factory=dict)  # parameters shared by every point
     warmup: dict[str, Any] = dataclasses.field(default_factory=dict)  # shared warm-up run ({} = none)
+    warmup_checkpoint: str = ""  # or branch every point from this existing warm-up checkpoint (its last.pt)
     grid: dict[str, list[Any]] = dataclasses.field(default_factory=dict)  # parameter → values (cartesian product)
     points: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # extra points; optional "name" key
     cores: int = 2  # CPU cores the runs are packed onto
@@ -59,6 +62,8 @@ class SweepConfig(ConfigBase):
             raise ConfigError(f"SweepConfig.grid: {empty} have no values")
         if not self.grid and not self.points:
             raise ConfigError("SweepConfig: give a grid or a list of points; there is nothing to run")
+        if self.warmup and self.warmup_checkpoint:
+            raise ConfigError("SweepConfig: give either a warmup section (run one) or warmup_checkpoint (reuse one)")
         if self.cores < 1 or self.threads < 1:
             raise ConfigError("SweepConfig.cores and threads must be >= 1")
         if self.threads > self.cores:
@@ -75,7 +80,7 @@ class SweepConfig(ConfigBase):
 
 
 def _slug(value: Any) -> str:
-    text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+    text = "_".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
 
 
@@ -104,18 +109,23 @@ def expand_points(cfg: SweepConfig) -> list[tuple[str, dict[str, Any]]]:
 def build_steps(cfg: SweepConfig) -> list[Step]:
     """The notebook executions of the sweep, the warm-up (if any) first and every point depending on it."""
     steps: list[Step] = []
+    folder = Path(cfg.notebook_dir) if cfg.notebook_dir else NOTEBOOK_DIR
     deps: tuple[str, ...] = ()
     stage2: dict[str, Any] = {}
     if cfg.warmup:
         warm_dir = cfg.root / WARMUP
         params = {**cfg.base, **cfg.warmup, "stage": "warmup", "threads": cfg.threads}
         params.pop("init_checkpoint", None)
-        steps.append(Step(WARMUP, cfg.notebook, params, warm_dir, threads=cfg.threads))
+        steps.append(Step(WARMUP, cfg.notebook, params, warm_dir, threads=cfg.threads, notebook_dir=folder))
         deps = (WARMUP,)
         stage2 = {"stage": "stage2", "init_checkpoint": str(warm_dir / "checkpoints" / "last.pt")}
+    elif cfg.warmup_checkpoint:
+        stage2 = {"stage": "stage2", "init_checkpoint": cfg.warmup_checkpoint}
     for name, point in expand_points(cfg):
         params = {**cfg.base, **point, **stage2, "threads": cfg.threads}
-        steps.append(Step(name, cfg.notebook, params, cfg.root / name, deps=deps, threads=cfg.threads))
+        steps.append(
+            Step(name, cfg.notebook, params, cfg.root / name, deps=deps, threads=cfg.threads, notebook_dir=folder)
+        )
     return steps
 
 

@@ -1,0 +1,88 @@
+"""Training segments: crops, padding, determinism per (seed, epoch, index), remixing, collation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from torch.utils.data import DataLoader
+
+from mal.data import SegmentDataset, collate_segments, open_dataset
+
+
+@pytest.fixture()
+def pairs(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    for i, seconds in enumerate([1.0, 0.25, 2.0, 1.5]):
+        n = int(seconds * 16000)
+        clean = (0.3 * np.sin(2 * np.pi * (200 + 50 * i) * np.arange(n) / 16000)).astype(np.float32)
+        noise = (0.05 * rng.standard_normal(n)).astype(np.float32)
+        (tmp_path / "clean").mkdir(exist_ok=True)
+        (tmp_path / "noisy").mkdir(exist_ok=True)
+        sf.write(tmp_path / "clean" / f"u{i}.wav", clean, 16000, subtype="FLOAT")
+        sf.write(tmp_path / "noisy" / f"u{i}.wav", clean + noise, 16000, subtype="FLOAT")
+    return open_dataset("folders", tmp_path, "")
+
+
+def test_crops_are_aligned_and_short_items_padded_at_the_end(pairs) -> None:
+    seg = SegmentDataset(pairs, segment_seconds=0.5, seed=1)
+    assert len(seg) == 4
+    for i in range(len(seg)):
+        noisy, clean, uid = seg[i]
+        assert noisy.shape == clean.shape == (1, 8000) and uid == pairs.ids[i]
+        full_noisy, full_clean = pairs.load_pair(i)
+        # The crop is a contiguous window of the utterance, the same for noisy and clean.
+        starts = [s for s in range(full_clean.shape[-1] - 7999) if torch.equal(full_clean[..., s : s + 8000], clean)]
+        if full_clean.shape[-1] >= 8000:
+            assert starts and torch.equal(full_noisy[..., starts[0] : starts[0] + 8000], noisy)
+    noisy, clean, _ = seg[1]  # the 0.25 s item: data first, zeros after
+    assert torch.equal(clean[..., :4000], pairs.load_pair(1)[1]) and clean[..., 4000:].abs().max() == 0
+    assert noisy[..., 4000:].abs().max() == 0
+
+
+def test_deterministic_per_seed_epoch_and_index(pairs) -> None:
+    a, b = SegmentDataset(pairs, 0.5, seed=7), SegmentDataset(pairs, 0.5, seed=7)
+    assert all(torch.equal(a[i][1], b[i][1]) for i in range(4))
+    b[3]  # access order does not matter
+    assert torch.equal(a[2][0], b[2][0])
+    a.set_epoch(1)
+    assert not torch.equal(a[2][1], b[2][1])  # a new crop in a new epoch
+    b.set_epoch(1)
+    assert torch.equal(a[2][1], b[2][1])
+    assert not torch.equal(SegmentDataset(pairs, 0.5, seed=8)[2][1], SegmentDataset(pairs, 0.5, seed=7)[2][1])
+
+
+def test_remix_keeps_clean_and_sets_a_new_snr(pairs) -> None:
+    seg = SegmentDataset(pairs, 0.5, seed=3, remix=True, remix_snr_db=(5.0, 5.0))
+    plain = SegmentDataset(pairs, 0.5, seed=3)
+    for i in (0, 2, 3):
+        noisy, clean, uid = seg[i]
+        assert torch.equal(clean, plain[i][1]) and uid == pairs.ids[i]
+        noise = (noisy - clean).double()
+        snr = 10 * torch.log10(clean.double().pow(2).mean() / noise.pow(2).mean())
+        assert float(snr) == pytest.approx(5.0, abs=0.01)
+    seg.set_epoch(1)
+    assert not torch.equal(seg[0][0], SegmentDataset(pairs, 0.5, seed=3, remix=True, remix_snr_db=(5, 5))[0][0])
+
+
+def test_collate_keeps_ids_in_order(pairs) -> None:
+    seg = SegmentDataset(pairs, 0.25, seed=0)
+    noisy, clean, ids = next(iter(DataLoader(seg, batch_size=4, collate_fn=collate_segments)))
+    assert noisy.shape == clean.shape == (4, 1, 4000) and ids == pairs.ids
+    with pytest.raises(ValueError, match="different lengths"):
+        collate_segments([(torch.zeros(1, 4), torch.zeros(1, 4), "a"), (torch.zeros(1, 5), torch.zeros(1, 5), "b")])
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="segment_seconds"):
+        SegmentDataset([], 0.0)  # type: ignore[arg-type]
+
+
+def test_on_the_smoke_corpus(smoke_corpus: Path) -> None:
+    seg = SegmentDataset(open_dataset("mal-offline", smoke_corpus, "train"), 2.0, seed=0, remix=True)
+    noisy, clean, ids = collate_segments([seg[i] for i in range(4)])
+    assert noisy.shape == (4, 1, 32000) and all(i.startswith("train_") for i in ids)
+    assert float(noisy.abs().max()) <= 0.99 and not torch.equal(noisy, clean)

@@ -112,6 +112,7 @@ def test_warmup_writes_a_complete_run(warmup: mal.train.TrainResult) -> None:
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 6 and summary["global_step"] == 6 and summary["skipped_steps"] == 0
     assert summary["step_time_s"] > 0 and summary["samples_per_s"] > 0
+    assert summary["train_seconds"] < summary["wall_seconds"]  # steps only: no validation, no checkpoints
     for key in ("pesq_wb", "si_sdr"):
         assert math.isfinite(summary["valid"][key]) and math.isfinite(summary["noisy"][key])
     assert summary["valid"]["pesq_wb_files"] == 2

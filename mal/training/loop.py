@@ -442,6 +442,7 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in last_train.items() if k not in ("grad_norm",)})
                 meter = _Meter()
                 window_steps = 0
+                window_start = time.perf_counter()
             do_valid = at_end or (cfg.valid_every > 0 and local % cfg.valid_every == 0)
             do_ckpt = at_end or (cfg.checkpoint_every > 0 and local % cfg.checkpoint_every == 0)
             if dctx.is_main and (do_valid or do_ckpt):

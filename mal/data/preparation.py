@@ -22,7 +22,7 @@ class DataPreparationConfig(ConfigBase):
     train_snr_high: float = 15.0
     test_snr_levels: list[float] = dataclasses.field(default_factory=lambda: [2.5, 7.5, 12.5, 17.5])  # dB
     sources: list[str] | None = None  # source names (mal.data.SOURCES); None: the profile's
-    corpus_root: str | None = None  # corpus folder; None: data/corpora/<profile>
+    data_root: str | None = None  # corpus folder; None: data/corpora/<profile>
     raw_dir: str | None = None  # package downloads; None: $MAL_RAW_DIR or data/raw
     verify_only: bool = False  # True: only verify an existing corpus, never build
     run_dir: str = "runs/01_data_preparation"  # outputs (config, figures, summary.json)
@@ -41,7 +41,7 @@ class DataPreparationConfig(ConfigBase):
             dict(
                 profile=self.profile,
                 seed=self.seed,
-                root=self.corpus_root,
+                root=self.data_root,
                 sources=self.sources,
                 train_snr_db=(self.train_snr_low, self.train_snr_high),
                 test_snr_levels_db=tuple(self.test_snr_levels),

@@ -90,6 +90,38 @@ def summarize_corpus(root: str | Path, extra: dict[str, Any] | None = None) -> d
     return out
 
 
+def sources_table(root: str | Path) -> pd.DataFrame:
+    """Where the corpus's audio comes from: source, role, package, version, licence, credit and files used."""
+    meta = read_corpus_meta(root)
+    rows = [
+        {
+            "source": name,
+            "role": f"{info.get('role')} ({'in-domain' if info.get('domain') == 'in' else 'out-of-domain'})",
+            "noise_type": info.get("noise_type") or "",
+            "package": info.get("package") or "generated",
+            "version": info.get("version") or "",
+            "licence": info.get("licence"),
+            "credit": info.get("credit") or "",
+            "files": info.get("n_files", 0),
+        }
+        for name, info in meta.get("sources", {}).items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def example_items(datasets: dict[str, Any], n: int, splits: tuple[str, ...] = ("test", "test_ood", "test_reverb")):
+    """``n`` (dataset, index) pairs taken round-robin from the given splits (those present), for example plots."""
+    present = [s for s in splits if s in datasets and len(datasets[s])]
+    items: list[tuple[Any, int]] = []
+    depth = 0
+    while len(items) < n and any(depth < len(datasets[s]) for s in present):
+        for s in present:
+            if depth < len(datasets[s]) and len(items) < n:
+                items.append((datasets[s], depth))
+        depth += 1
+    return items
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """A plain-text table of :func:`summarize_corpus` output (for the CLI)."""
     lines = [

@@ -78,23 +78,23 @@ def log_spectrogram(wav: torch.Tensor, n_fft: int = N_FFT, hop: int = HOP) -> np
     return (20 * torch.log10(spec.clamp_min(1e-5))).numpy()
 
 
-def plot_example_pairs(dataset: PairDataset, indices: list[int], sample_rate: int = 16000) -> plt.Figure:
-    """Clean (left) and noisy (right) spectrograms of the given items, one row per item, same colour scale."""
-    fig, axes = plt.subplots(len(indices), 2, figsize=(12, 2.6 * len(indices)), squeeze=False, sharey=True)
-    for row, index in enumerate(indices):
+def plot_example_pairs(items: list[tuple[PairDataset, int]], sample_rate: int = 16000) -> plt.Figure:
+    """Clean (left) and noisy (right) spectrograms, one row per ``(dataset, index)`` item, same colour scale."""
+    fig, axes = plt.subplots(len(items), 2, figsize=(12, 2.6 * len(items)), squeeze=False, sharey=True)
+    for row, (dataset, index) in enumerate(items):
         noisy, clean, meta = dataset[index]
         for col, (wav, name) in enumerate(((clean, "clean"), (noisy, "noisy"))):
             spec = log_spectrogram(wav)
             extent = (0, wav.shape[-1] / sample_rate, 0, sample_rate / 2000)
             im = axes[row, col].imshow(spec, origin="lower", aspect="auto", extent=extent, vmin=-80, vmax=10)
-            title = f"{meta['id']} {name}"
+            title = f"{meta['id']} {name} ({meta.get('speaker')}, {meta.get('language')})"
             if name == "noisy":
-                title += f": {meta.get('noise_type')} at {meta.get('snr_db'):.1f} dB"
+                title = f"{meta['id']} noisy: {meta.get('noise_type')} at {meta.get('snr_db'):.1f} dB"
                 if meta.get("room"):
-                    title += f", {meta['room']}"
+                    title += f", {meta['room']} (RT60 {meta.get('rt60_s', 0):.2f} s)"
             axes[row, col].set_title(title, fontsize=9)
             axes[row, col].set_ylabel("kHz" if col == 0 else "")
-        axes[row, 1].figure.colorbar(im, ax=axes[row, 1], label="dB")
+        fig.colorbar(im, ax=axes[row, 1], label="dB")
     for ax in axes[-1]:
         ax.set_xlabel("time (s)")
     fig.tight_layout()

@@ -15,7 +15,7 @@ Input rules (shape, int/float scale, length alignment, silence) are in :mod:`mal
 
 from __future__ import annotations
 
-from mal.metrics.batch import score_many
+from mal.metrics.batch import metric_pool, preload, score_many
 from mal.metrics.inputs import MetricUndefined, prepare_pair
 from mal.metrics.intrusive import pesq, si_sdr, stoi
 from mal.metrics.loizou import CompositeScores, composite, segmental_snr
@@ -48,6 +48,8 @@ __all__ = [
     "prepare_pair",
     "resolve_metrics",
     "score",
+    "metric_pool",
+    "preload",
     "score_many",
     "score_with_reasons",
     "segmental_snr",

@@ -11,6 +11,7 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
 import os
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -39,7 +40,7 @@ def single_threaded() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _init_worker() -> None:
+def _init_worker(metrics: Sequence[str] = ()) -> None:
     # Workers are long-lived: fix threading once. Parallelism comes from processes, not threads.
     from threadpoolctl import threadpool_limits
 
@@ -47,6 +48,44 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
     threadpool_limits(limits=1)
     warnings.filterwarnings("ignore", category=UserWarning)
+    preload(metrics)
+
+
+def preload(metrics: Sequence[str]) -> None:
+    """Load (and run once) the models behind ``metrics``, so the first scored file does not pay for it."""
+    from mal.metrics import nonintrusive
+    from mal.metrics.scoring import DNSMOS_METRICS
+
+    warm = np.zeros(int(nonintrusive.MOS_SAMPLE_RATE * 1.0), dtype=np.float64)
+    warm[::97] = 1e-3  # not silent
+    if any(m in DNSMOS_METRICS for m in metrics):
+        nonintrusive.dnsmos(warm, nonintrusive.MOS_SAMPLE_RATE)  # also compiles librosa's numba kernels
+    if "distillmos" in metrics:
+        nonintrusive.distillmos(warm, nonintrusive.MOS_SAMPLE_RATE)
+
+
+def _ready() -> int:
+    time.sleep(0.2)  # long enough that a second worker picks up the next task
+    return os.getpid()
+
+
+@contextlib.contextmanager
+def metric_pool(workers: int, metrics: Sequence[str] | None = None, sample_rate: int = 16000):
+    """A started, warmed-up process pool for :func:`score_many` (``pool=``), to reuse across many calls.
+
+    Every worker has loaded the models behind ``metrics`` before the block starts, so timings inside it measure
+    scoring only.
+    """
+    names = resolve_metrics(metrics, sample_rate)
+    ctx = mp.get_context("spawn")
+    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(names,)) as pool:
+        # One task per worker while none is idle makes the pool start all of them (each runs the initializer).
+        pids: set[int] = set()
+        for _ in range(10):
+            pids |= {f.result() for f in [pool.submit(_ready) for _ in range(workers)]}
+            if len(pids) >= workers:
+                break
+        yield pool
 
 
 def _load(audio: Audio, sample_rate: int) -> np.ndarray | torch.Tensor:
@@ -97,6 +136,7 @@ def score_many(
     sample_rate: int = 16000,
     options: MetricOptions | None = None,
     desc: str = "scoring",
+    pool: cf.ProcessPoolExecutor | None = None,
 ):
     """Score many (file_id, clean, estimate) pairs into a tidy table.
 
@@ -109,6 +149,7 @@ def score_many(
         workers: processes (1 = in this process). Pools use the ``spawn`` start method (safe with torch and
             in notebooks) and one thread per worker.
         progress: show a tqdm bar.
+        pool: an executor from :func:`metric_pool` to reuse (its size replaces ``workers``).
 
     Returns:
         ``pandas.DataFrame`` with columns ``file, metric, value, reason`` (reason ``""`` where the value is
@@ -125,14 +166,20 @@ def score_many(
     bar = tqdm(total=total, desc=desc, unit="file", disable=not progress)
     results: dict[int, list[tuple[str, str, float, str]]] = {}
     items = enumerate(_normalise(pairs))
-    if workers == 1:
+    if pool is not None:
+        workers = max(workers, getattr(pool, "_max_workers", workers))
+    if workers == 1 and pool is None:
         with single_threaded():
             for i, (fid, clean, est) in items:
                 results[i] = _score_task(fid, clean, est, names, sample_rate, opts)
                 bar.update(1)
     else:
-        ctx = mp.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+        with contextlib.ExitStack() as stack:
+            if pool is None:
+                ctx = mp.get_context("spawn")
+                pool = stack.enter_context(
+                    cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+                )
             pending: dict[cf.Future, int] = {}
             exhausted = False
             while pending or not exhausted:

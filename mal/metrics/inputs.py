@@ -63,17 +63,30 @@ def to_float_mono(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
         raise MetricUndefined(f"{name}: empty input (0 samples)")
     if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
         raise MetricUndefined(f"{name}: expected numeric audio samples, got dtype {arr.dtype}")
+    out = _aligned_empty(arr.size)
     if arr.dtype.kind == "i":
-        arr = arr.astype(np.float64) / float(2 ** (8 * arr.dtype.itemsize - 1))
+        np.divide(arr, float(2 ** (8 * arr.dtype.itemsize - 1)), out=out)
     elif arr.dtype.kind == "u":
         half = float(2 ** (8 * arr.dtype.itemsize - 1))
-        arr = (arr.astype(np.float64) - half) / half
+        np.divide(arr.astype(np.float64) - half, half, out=out)
     else:
-        arr = arr.astype(np.float64)
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        out[:] = arr
+        bad = int(out.size - np.count_nonzero(np.isfinite(out)))
         if bad:
             raise MetricUndefined(f"{name}: {bad} NaN/inf samples")
-    return arr
+    return out
+
+
+def _aligned_empty(n: int, alignment: int = 64) -> np.ndarray:
+    """float64 array whose data starts on a 64-byte boundary.
+
+    numpy's SIMD reductions round differently depending on where an array starts in memory, and the allocator
+    places arrays differently in each process; a fixed alignment keeps scores bit-identical between serial and
+    multi-process runs.
+    """
+    buf = np.empty(n + alignment // 8, dtype=np.float64)
+    offset = (-buf.ctypes.data % alignment) // 8
+    return buf[offset : offset + n]
 
 
 def prepare_pair(

@@ -139,6 +139,19 @@ class _PairScorer:
         raise ValueError(f"unknown metric {name!r}")
 
 
+SIGNIFICANT_DIGITS = 10
+
+
+def round_significant(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    """Round to ``digits`` significant digits.
+
+    numpy's SIMD reductions (inside pystoi, for one) round the last bits differently depending on where the
+    allocator put an array, which differs between processes. Ten significant digits are far below any metric's
+    resolution and make serial and multi-process scoring give identical tables.
+    """
+    return float(f"{value:.{digits}g}")
+
+
 def score_with_reasons(
     clean: np.ndarray | torch.Tensor,
     estimate: np.ndarray | torch.Tensor,
@@ -157,7 +170,8 @@ def score_with_reasons(
         options: :class:`MetricOptions` (length tolerance, NISQA weights).
 
     Returns:
-        ``values``: metric → float, NaN where undefined; ``reasons``: metric → why it is NaN (only NaN ones).
+        ``values``: metric → float rounded to 10 significant digits (:func:`round_significant`), NaN where
+        undefined; ``reasons``: metric → why it is NaN (only NaN ones).
 
     Raises:
         ValueError: unknown metric name or unsupported ``sample_rate`` (caller errors, not file problems).
@@ -182,7 +196,7 @@ def score_with_reasons(
             reasons[name] = str(err)
             continue
         if math.isfinite(value):
-            values[name] = value
+            values[name] = round_significant(value)
         else:  # guard: no metric may leak inf/NaN without a reason
             reasons[name] = f"{name} evaluated to {value}"
     return values, reasons

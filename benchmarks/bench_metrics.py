@@ -1,0 +1,130 @@
+"""Metric cost per file and scoring throughput, serial vs a 2-worker process pool.
+
+1. Cost of each metric on 3 s clips (warm models, one thread), so a pipeline can budget an evaluation
+   (~10 systems × ~300 files × all metrics).
+2. Throughput of :func:`mal.metrics.score_many` in audio seconds scored per wall-clock second, serial and with
+   two workers, on the same files in the same run (target ≥ 1.8×). Worker start-up (spawn, imports, model loads)
+   is reported on its own: it is paid once per evaluation, not per file. The two tables must be identical.
+
+Signals are speech-like test signals mixed with white noise at 0–15 dB (tests/speech_signals.py), so the
+benchmark needs no corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import mal.metrics as M
+from mal.metrics import loizou, nonintrusive
+from mal.metrics.batch import single_threaded
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from speech_signals import mix_at_snr, speech_like  # noqa: E402
+
+SR = 16000
+
+
+def make_pairs(n: int, seconds: float, seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for i in range(n):
+        clean = speech_like(seconds, SR, seed=seed + i)
+        noisy = mix_at_snr(clean, rng.standard_normal(clean.size), float(rng.choice([0.0, 5.0, 10.0, 15.0])))
+        pairs.append((f"f{i:03d}", clean.astype(np.float32), (0.9 * noisy / np.max(np.abs(noisy))).astype(np.float32)))
+    return pairs
+
+
+def per_metric_cost(pairs: list, repeats: int) -> list[tuple[str, float]]:
+    """Median milliseconds per file of each metric (models warmed up first)."""
+    M.preload(M.default_metrics(SR))
+    pesq_of = {fid: M.pesq(c.astype(float), e.astype(float), SR, "wb") for fid, c, e in pairs}
+    jobs = {
+        "pesq_wb": lambda c, e, fid: M.score(c, e, SR, ["pesq_wb"]),
+        "stoi": lambda c, e, fid: M.score(c, e, SR, ["stoi"]),
+        "estoi": lambda c, e, fid: M.score(c, e, SR, ["estoi"]),
+        "si_sdr": lambda c, e, fid: M.score(c, e, SR, ["si_sdr"]),
+        "ssnr": lambda c, e, fid: M.score(c, e, SR, ["ssnr"]),
+        "composite (PESQ reused)": lambda c, e, fid: loizou.composite(c, e, SR, pesq_score=pesq_of[fid]),
+        "csig+cbak+covl (with PESQ)": lambda c, e, fid: M.score(c, e, SR, ["csig", "cbak", "covl"]),
+        "dnsmos (4 outputs)": lambda c, e, fid: nonintrusive.dnsmos(e.astype(float), SR),
+        "distillmos": lambda c, e, fid: nonintrusive.distillmos(e.astype(float), SR),
+        "score(): all defaults": lambda c, e, fid: M.score(c, e, SR),
+    }
+    rows = []
+    with single_threaded():
+        for name, fn in jobs.items():
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                for fid, c, e in pairs:
+                    fn(c.astype(np.float64), e.astype(np.float64), fid)
+                times.append((time.perf_counter() - start) / len(pairs))
+            rows.append((name, 1000 * statistics.median(times)))
+    return rows
+
+
+def throughput(pairs: list, workers: int, metrics: list[str]) -> dict:
+    audio_s = sum(c.size for _, c, _ in pairs) / SR
+    with single_threaded():
+        M.preload(metrics)
+    start = time.perf_counter()
+    serial = M.score_many(pairs, metrics, workers=1, progress=False)
+    t_serial = time.perf_counter() - start
+    start = time.perf_counter()
+    with M.metric_pool(workers, metrics) as pool:
+        t_startup = time.perf_counter() - start
+        start = time.perf_counter()
+        parallel = M.score_many(pairs, metrics, progress=False, pool=pool)
+        t_parallel = time.perf_counter() - start
+    return {
+        "audio_s": audio_s,
+        "serial_s": t_serial,
+        "parallel_s": t_parallel,
+        "startup_s": t_startup,
+        "identical": serial.equals(parallel),
+        "nan": int(serial["value"].isna().sum()),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=24, help="files for the throughput comparison")
+    parser.add_argument("--seconds", type=float, default=3.0, help="clip length")
+    parser.add_argument("--cost-files", type=int, default=6, help="files for the per-metric cost table")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--metrics", default="", help="comma-separated; default: every default metric")
+    args = parser.parse_args(argv if argv is not None else [])
+    torch.set_num_threads(1)
+
+    pairs = make_pairs(args.cost_files, args.seconds, seed=100)
+    print(f"Per-file cost on {args.seconds:g} s clips (1 thread, median of {args.repeats}):")
+    print(f"  {'metric':28s} {'ms/file':>9s} {'x real time':>12s}")
+    for name, ms in per_metric_cost(pairs, args.repeats):
+        print(f"  {name:28s} {ms:9.1f} {ms / 1000 / args.seconds:12.4f}")
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] or M.default_metrics(SR)
+    pairs = make_pairs(args.files, args.seconds)
+    r = throughput(pairs, args.workers, metrics)
+    rate_s, rate_p = r["audio_s"] / r["serial_s"], r["audio_s"] / r["parallel_s"]
+    print(f"\nThroughput, {args.files} files × {args.seconds:g} s, {len(metrics)} metrics:")
+    print(f"  serial      {r['serial_s']:7.1f} s  {rate_s:6.2f} audio-s/s")
+    startup = r["startup_s"]
+    print(f"  {args.workers} workers   {r['parallel_s']:7.1f} s  {rate_p:6.2f} audio-s/s  (+{startup:.1f} s start-up)")
+    print(f"  speed-up    {rate_p / rate_s:.2f}x (target >= 1.8x); identical tables: {r['identical']}; NaN: {r['nan']}")
+    end_to_end = r["serial_s"] / (r["parallel_s"] + r["startup_s"])
+    print(f"  speed-up including worker start-up: {end_to_end:.2f}x")
+    per_file = r["serial_s"] / args.files
+    print(f"  projected: 10 systems × 300 files × these metrics ≈ {3000 * per_file / 60 / args.workers:.0f} min "
+          f"on {args.workers} cores")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -100,7 +100,7 @@ class EvalConfig(ConfigBase):
     out_dir: str = "runs/evaluate"  # per_file.csv, summary.csv, config.yaml (+ audio/) go here
     chunk_seconds: float = 20.0  # checkpoint systems enhance longer files in overlapping chunks
     overlap_seconds: float = 0.5  # cross-faded overlap between chunks
-    audio_examples: int = 0  # write enhanced audio of the first N files per dataset (listening tests)
+    audio_examples: int = 0  # write enhanced audio of the first N files per dataset (-1: every file)
     n_boot: int = 2000  # bootstrap resamples for every CI
     seed: int = 0  # bootstrap seed
     device: str = ""  # model device; "" = CUDA when available, else CPU
@@ -118,6 +118,8 @@ class EvalConfig(ConfigBase):
             raise ConfigError(f"EvalConfig.datasets: duplicate names {labels}")
         if self.workers < 1:
             raise ConfigError(f"EvalConfig.workers must be >= 1, got {self.workers}")
+        if self.audio_examples < -1:
+            raise ConfigError(f"EvalConfig.audio_examples must be -1 (all), 0 or a count, got {self.audio_examples}")
         if self.n_boot < 100:
             raise ConfigError(f"EvalConfig.n_boot must be >= 100 for a usable CI, got {self.n_boot}")
         if self.chunk_seconds <= self.overlap_seconds or self.overlap_seconds < 0:
@@ -335,7 +337,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
                     except Exception as err:
                         failed[index] = f"error enhancing with {system.spec.name}: {type(err).__name__}: {err}"
                         continue
-                    if i < cfg.audio_examples:
+                    if cfg.audio_examples < 0 or i < cfg.audio_examples:
                         _write_example(out_dir, spec.name, system.spec.name, file_id, estimate, noisy, clean)
                     yield str(index), clean, estimate
 

@@ -175,3 +175,21 @@ def test_cli(folders, tmp_path, capsys) -> None:
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["system"]) == {"noisy", "spectral-gating"} and (summary["n_files"] + summary["n_nan"] == 2).all()
     assert "si_sdr" in capsys.readouterr().out
+
+
+def test_figures_and_listening_widget(result) -> None:
+    import matplotlib.pyplot as plt
+
+    from mal.plots.evaluation import listening_widget, plot_distributions, plot_paired_differences, plot_snr_curves
+
+    fig = plot_distributions(result.per_file, ["pesq_wb", "si_sdr"], kind="box")
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 2  # 2 metrics × 1 dataset
+    plt.close(fig)
+    fig = plot_paired_differences(improvement_table(result.per_file, "noisy", ["si_sdr"], n_boot=200))
+    assert fig.axes[0].get_title() == "Δ SI-SDR (dB)"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="snr_db"):  # the 'folders' layout records no SNR
+        plot_snr_curves(result.per_file, ["si_sdr"])
+    widget = listening_widget(result.out_dir)
+    picker = widget.children[0].children
+    assert picker[0].value == "toy" and list(picker[1].options) == ["utt0"]

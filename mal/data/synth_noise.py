@@ -57,9 +57,13 @@ def mains_hum(n: int, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) 
     t = np.arange(n) / sample_rate
     out = np.zeros(n)
     n_harm = int(1000 // f0)
+    # Harmonic k is Im(c_k · z^k) with z = exp(i·2π·f0·t): one complex product per harmonic instead of a sine.
+    z = np.exp(1j * 2 * np.pi * f0 * t)
+    zk = np.ones(n, dtype=np.complex128)
     for k in range(1, n_harm + 1):
         amp = rng.uniform(0.3, 1.0) / k ** (0.6 if k % 2 else 1.2)
-        out += amp * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi))
+        zk *= z
+        out += (amp * np.exp(1j * rng.uniform(0, 2 * np.pi)) * zk).imag
     # Slow amplitude wobble (0.1-0.5 Hz, ±10 %) as in real recordings.
     out *= 1.0 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t + rng.uniform(0, 2 * np.pi))
     out = _unit_rms(out).astype(np.float64)

@@ -1,7 +1,7 @@
 """Evaluate systems (noisy input, spectral gating, checkpoints) on datasets; writes per-file and summary tables.
 
 Examples:
-  python -m mal evaluate --config configs/quick/evaluate.yaml
+  python -m mal evaluate --config eval.yaml      (an EvalConfig written as YAML)
   python -m mal evaluate --dataset in=mal-offline:data/corpora/quick:test \
       --dataset ood=mal-offline:data/corpora/quick:test_ood --checkpoint mal=runs/mal/last.pt --workers 2
   python -m mal evaluate --dataset vbd=voicebank-demand:/data/vbd:test --metrics pesq_wb,stoi,estoi,si_sdr

@@ -43,6 +43,8 @@ PROFILE_DIR = ROOT / "configs" / "pipeline"
 TABLE_METRICS = ("pesq_wb", "estoi", "si_sdr", "csig", "cbak", "covl", "dnsmos_ovrl", "distillmos")
 # Metrics of the paired MAL − baseline comparison.
 PAIRED_METRICS = ("pesq_wb", "estoi", "si_sdr", "dnsmos_ovrl")
+# Notebook-02 parameters a stage-2 system takes from its architecture's warm-up.
+INHERITED_FROM_WARMUP = ("model", "batch_size")
 
 
 @dataclasses.dataclass
@@ -134,9 +136,12 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
     for label, spec in cfg.systems.items():
         spec = dict(spec)
         arch = spec.pop("arch")
+        # A stage-2 run continues its warm-up, so it inherits the warm-up's model and batch size.
+        inherited = {k: v for k, v in cfg.warmup[arch].items() if k in INHERITED_FROM_WARMUP}
         params = {
             "threads": 1,
             **cfg.stage2,
+            **inherited,
             **spec,
             "stage": "stage2",
             "init_checkpoint": str(cfg.checkpoint(f"warmup-{arch}")),
@@ -161,7 +166,8 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
     }
     if cfg.uses_lossnet():
         analysis["lossnet_checkpoint"] = str(lossnet_ckpt)
-    steps.append(Step("analysis", "03_feature_space_analysis", analysis, cfg.run_dir("analysis"), tuple(trained)))
+    analysis_deps = tuple(analysis["checkpoints"]) + (("lossnet",) if cfg.uses_lossnet() else ())
+    steps.append(Step("analysis", "03_feature_space_analysis", analysis, cfg.run_dir("analysis"), analysis_deps))
     mal_label, base_label = next(iter(cfg.compare.items())) if cfg.compare else ("", "")
     evaluation = {
         "workers": cfg.cores,
@@ -310,23 +316,36 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _training_section(cfg: PipelineConfig) -> list[str]:
+    """Validation scores and step cost of every training run, next to the noisy input's on the same files."""
     lines = [
         "## Training",
         "",
-        "| run | recipe | steps | valid PESQ-WB | valid SI-SDR (dB) | s / step |",
-        "|---|---|---|---|---|---|",
+        "Validation subset of the valid split (never a test split); `noisy` is the input on the same files.",
+        "",
+        "| run | recipe | global step | valid PESQ-WB (noisy) | valid SI-SDR dB (noisy) | s / step | step cost |",
+        "|---|---|---|---|---|---|---|",
     ]
-    runs = [f"warmup-{a}" for a in cfg.warmup] + list(cfg.systems)
-    for label in runs:
+    baseline_time: dict[str, float] = {}
+    for label in [f"warmup-{a}" for a in cfg.warmup] + list(cfg.systems):
         s = _read_json(cfg.run_dir(label) / "summary.json")
         if not s:
             continue
-        final = s.get("final_valid", {})
+        params = s.get("params", {})
+        recipe = params.get("recipe", "conventional")
+        if recipe == "mal":
+            recipe = f"mal {params.get('mal_variant')} / {params.get('mal_layers')}"
+        valid, noisy = s.get("valid", {}), s.get("noisy", {})
+        step_time = s.get("step_time_s")
+        arch = cfg.systems.get(label, {}).get("arch")
+        if label in cfg.systems and cfg.systems[label].get("recipe") == "conventional" and step_time:
+            baseline_time.setdefault(arch, step_time)
+        ratio = step_time / baseline_time[arch] if step_time and arch in baseline_time else math.nan
         lines.append(
-            f"| {label} | {s.get('recipe', 'conventional')} | {s.get('total_steps', s.get('steps', ''))} | "
-            f"{_num(final.get('pesq_wb'))} | {_num(final.get('si_sdr'))} | {_num(s.get('seconds_per_step'), 3)} |"
+            f"| {label} | {recipe} | {s.get('global_step', '')} | {_num(valid.get('pesq_wb'))} "
+            f"({_num(noisy.get('pesq_wb'))}) | {_num(valid.get('si_sdr'))} ({_num(noisy.get('si_sdr'))}) | "
+            f"{_num(step_time, 3)} | {_num(ratio)}× |"
         )
-    return [*lines, ""]
+    return [*lines, "", "Step cost is relative to the same architecture's stage-2 baseline.", ""]
 
 
 def _num(value: Any, digits: int = 2) -> str:
@@ -334,16 +353,12 @@ def _num(value: Any, digits: int = 2) -> str:
 
 
 def _analysis_section(run_dir: Path) -> list[str]:
+    from mal.analysis.report import headline
+
     s = _read_json(run_dir / "summary.json")
     if not s:
         return []
-    lines = ["## Feature space and self-consistency", ""]
-    headline = s.get("headline")
-    if isinstance(headline, list):
-        lines += [f"- {h}" for h in headline]
-    elif headline:
-        lines.append(str(headline))
-    return [*lines, ""]
+    return ["## Feature space and self-consistency", "", headline(s), ""]
 
 
 def _timing_section(outcomes: list[StepOutcome], wall: float) -> list[str]:

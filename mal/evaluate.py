@@ -105,6 +105,8 @@ class EvalConfig(ConfigBase):
     seed: int = 0  # bootstrap seed
     device: str = ""  # model device; "" = CUDA when available, else CPU
     nisqa_weights: str = ""  # optional NISQA weights (only used when "nisqa" is in metrics)
+    cache: bool = True  # reuse metric values of identical audio from earlier runs (mal.metrics.cache)
+    cache_path: str = ""  # SQLite file of that memo; "" = <out_dir>/metric_cache.sqlite
     progress: bool = True  # tqdm bar
 
     def validate(self) -> None:
@@ -350,6 +352,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
             progress=cfg.progress,
             options=MetricOptions(nisqa_weights=cfg.nisqa_weights),
             desc="evaluating",
+            cache=(cfg.cache_path or out_dir / "metric_cache.sqlite") if cfg.cache else None,
         )
     per_file = _assemble(scored, tasks, failed, metrics)
     domains = {d.name: d.resolved_domain() for d in cfg.datasets}
@@ -482,6 +485,7 @@ class CrossDatasetConfig(ConfigBase):
     seed: int = 0  # bootstrap seed
     device: str = ""  # model device; "" = CUDA when available
     listen_files: int = 3  # files per dataset whose audio is kept for listening
+    metric_cache: str = ""  # SQLite memo of metric values (share it with the pipeline); "" = tables/metric_cache.sqlite
     interactive: bool = False  # build the ipywidgets A/B player
 
     def validate(self) -> None:
@@ -521,6 +525,7 @@ class CrossDatasetConfig(ConfigBase):
             workers=self.workers,
             out_dir=str(Path(self.run_dir) / "tables"),
             audio_examples=self.listen_files,
+            cache_path=self.metric_cache,
             n_boot=self.n_boot,
             seed=self.seed,
             device=self.device,

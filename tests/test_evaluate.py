@@ -106,7 +106,10 @@ def test_summary_has_means_cis_and_counts(result) -> None:
 
 
 def test_outputs_are_written_and_reload(result) -> None:
+    from mal.metrics.cache import ScoreCache
+
     out = result.out_dir
+    assert len(ScoreCache(out / "metric_cache.sqlite")) == 3 * 4 * len(METRICS)  # every good (system, file, metric)
     for name in ("per_file.csv", "summary.csv", "config.yaml"):
         assert (out / name).is_file()
     back = load_result(out)

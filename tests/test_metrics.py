@@ -311,3 +311,25 @@ def test_parallel_scoring_is_identical_to_serial(tmp_path) -> None:
 def test_rounding_to_ten_significant_digits_hides_last_bit_noise() -> None:
     assert M.scoring.round_significant(0.34281777185767875) == M.scoring.round_significant(0.34281777185767864)
     assert M.scoring.round_significant(-12.3456789012345) == -12.34567890
+
+
+def test_cache_returns_stored_values_and_computes_only_what_is_missing(tmp_path) -> None:
+    from mal.metrics.cache import ScoreCache
+
+    rng = np.random.default_rng(5)
+    pairs = []
+    for i in range(3):
+        c = speech_like(1.5, SR, seed=40 + i).astype(np.float32)
+        pairs.append((f"c{i}", c, (c + 0.05 * rng.standard_normal(c.size)).astype(np.float32)))
+    path = tmp_path / "cache.sqlite"
+    first = M.score_many(pairs, ["si_sdr", "stoi"], progress=False, cache=path)
+    cache = ScoreCache(path)
+    assert len(cache) == 3 * 2
+    again = M.score_many(pairs, ["si_sdr", "stoi", "pesq_wb"], progress=False, cache=cache)
+    assert cache.hits == 3 * 2 and cache.misses == 3  # only PESQ was computed
+    pd_first = first.set_index(["file", "metric"])["value"]
+    assert again.set_index(["file", "metric"])["value"].loc[pd_first.index].equals(pd_first)
+    assert again.equals(M.score_many(pairs, ["si_sdr", "stoi", "pesq_wb"], progress=False))  # same as uncached
+    changed = [(f, c, e * 0.5 + 0.01) for f, c, e in pairs]  # different audio, different key
+    M.score_many(changed, ["si_sdr"], progress=False, cache=cache)
+    assert cache.misses == 3 + 3

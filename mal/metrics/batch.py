@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mal.metrics.cache import ScoreCache
 from mal.metrics.scoring import MetricOptions, resolve_metrics, score_with_reasons
 
 COLUMNS = ("file", "metric", "value", "reason")
@@ -137,6 +138,7 @@ def score_many(
     options: MetricOptions | None = None,
     desc: str = "scoring",
     pool: cf.ProcessPoolExecutor | None = None,
+    cache: ScoreCache | str | Path | None = None,
 ):
     """Score many (file_id, clean, estimate) pairs into a tidy table.
 
@@ -150,6 +152,8 @@ def score_many(
             in notebooks) and one thread per worker.
         progress: show a tqdm bar.
         pool: an executor from :func:`metric_pool` to reuse (its size replaces ``workers``).
+        cache: a :class:`~mal.metrics.cache.ScoreCache` (or its SQLite path): values already computed for the
+            same audio and settings are read from it, new ones are added (in-memory pairs only).
 
     Returns:
         ``pandas.DataFrame`` with columns ``file, metric, value, reason`` (reason ``""`` where the value is
@@ -158,44 +162,74 @@ def score_many(
     import pandas as pd
     from tqdm.auto import tqdm
 
+    from mal.metrics.cache import pair_key
+
     names = resolve_metrics(metrics, sample_rate)
     opts = (options or MetricOptions()).to_dict()
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    own_cache = isinstance(cache, (str, Path))
+    store = ScoreCache(cache) if own_cache else cache
     total = len(pairs) if hasattr(pairs, "__len__") else None
     bar = tqdm(total=total, desc=desc, unit="file", disable=not progress)
     results: dict[int, list[tuple[str, str, float, str]]] = {}
-    items = enumerate(_normalise(pairs))
+    # index → (file id, cache key, cached metric → (value, reason)) for pairs that needed computing
+    plans: dict[int, tuple[str, str | None, dict[str, tuple[float, str]]]] = {}
+
+    def todo() -> Iterator[tuple[int, str, Audio, Audio, list[str]]]:
+        """Pairs with the metrics still to compute; pairs fully answered by the cache are settled here."""
+        for i, (fid, clean, est) in enumerate(_normalise(pairs)):
+            key = pair_key(clean, est, sample_rate, opts) if store is not None else None
+            cached = store.get(key, names) if key is not None else {}
+            missing = [m for m in names if m not in cached]
+            if not missing:
+                results[i] = [(fid, m, *cached[m]) for m in names]
+                bar.update(1)
+                continue
+            plans[i] = (fid, key, cached)
+            yield i, fid, clean, est, missing
+
+    def settle(i: int, rows: list[tuple[str, str, float, str]]) -> None:
+        fid, key, cached = plans.pop(i)
+        if key is not None:
+            store.put(key, [(m, v, r) for _, m, v, r in rows])
+        fresh = {m: (v, r) for _, m, v, r in rows}
+        results[i] = [(fid, m, *(cached[m] if m in cached else fresh[m])) for m in names]
+        bar.update(1)
+
+    items = todo()
     if pool is not None:
         workers = max(workers, getattr(pool, "_max_workers", workers))
-    if workers == 1 and pool is None:
-        with single_threaded():
-            for i, (fid, clean, est) in items:
-                results[i] = _score_task(fid, clean, est, names, sample_rate, opts)
-                bar.update(1)
-    else:
-        with contextlib.ExitStack() as stack:
-            if pool is None:
-                ctx = mp.get_context("spawn")
-                pool = stack.enter_context(
-                    cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
-                )
-            pending: dict[cf.Future, int] = {}
-            exhausted = False
-            while pending or not exhausted:
-                while not exhausted and len(pending) < 4 * workers:
-                    try:
-                        i, (fid, clean, est) = next(items)
-                    except StopIteration:
-                        exhausted = True
+    try:
+        if workers == 1 and pool is None:
+            with single_threaded():
+                for i, fid, clean, est, missing in items:
+                    settle(i, _score_task(fid, clean, est, missing, sample_rate, opts))
+        else:
+            with contextlib.ExitStack() as stack:
+                if pool is None:
+                    ctx = mp.get_context("spawn")
+                    pool = stack.enter_context(
+                        cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+                    )
+                pending: dict[cf.Future, int] = {}
+                exhausted = False
+                while pending or not exhausted:
+                    while not exhausted and len(pending) < 4 * workers:
+                        try:
+                            i, fid, clean, est, missing = next(items)
+                        except StopIteration:
+                            exhausted = True
+                            break
+                        pending[pool.submit(_score_task, fid, clean, est, missing, sample_rate, opts)] = i
+                    if not pending:
                         break
-                    pending[pool.submit(_score_task, fid, clean, est, names, sample_rate, opts)] = i
-                if not pending:
-                    break
-                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                for fut in done:
-                    results[pending.pop(fut)] = fut.result()
-                    bar.update(1)
+                    done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        settle(pending.pop(fut), fut.result())
+    finally:
+        if own_cache:
+            store.close()
     bar.close()
     rows = [row for i in sorted(results) for row in results[i]]
     table = pd.DataFrame(rows, columns=list(COLUMNS))

@@ -222,13 +222,14 @@ class Trainer:
                 )
             return ckpt
         if self.dctx.is_main:
-            if exists or if_exists == "overwrite":
-                for name in ("checkpoints", "history.jsonl", "summary.json", "figures"):
-                    target = self.run_dir / name
-                    if target.is_dir():
-                        shutil.rmtree(target)
-                    elif target.exists():
-                        target.unlink()
+            # A fresh start: whatever an earlier run left here (an overwritten run, or the history of one killed
+            # before its first checkpoint) would otherwise mix with this run's rows.
+            for name in ("checkpoints", "history.jsonl", "summary.json", "figures"):
+                target = self.run_dir / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.cfg.save(self.run_dir / "config.yaml")
         self.dctx.barrier()

@@ -76,7 +76,7 @@ def test_notebook_runs_headless_with_smoke_parameters(smoke_corpus, tmp_path) ->
     assert {r["system_a"] for r in noisy_delta} == systems - {"noisy"}
     assert [r["system_a"] for r in summary["mal_vs_baseline"]] == ["mal-frozen"] * (2 * 3)
     assert all(math.isfinite(r["mean_diff"]) for r in summary["mal_vs_baseline"] if r["metric"] == "si_sdr")
-    for stem in ("improvement_over_noisy", "distributions", "per_snr"):
+    for stem in ("improvement_over_noisy", "distributions", "per_snr", "mal_vs_baseline"):
         assert (run_dir / "figures" / f"{stem}.png").is_file() and (run_dir / "figures" / f"{stem}.svg").is_file()
     assert (run_dir / "tables" / "per_file.csv").is_file() and (run_dir / "config.yaml").is_file()
     assert any((run_dir / "tables" / "audio").rglob("*.wav"))

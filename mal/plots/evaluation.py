@@ -130,7 +130,7 @@ def plot_paired_differences(table: pd.DataFrame, title: str = "") -> plt.Figure:
     if table.empty:
         raise ValueError("no finite paired differences to plot")
     metrics = list(dict.fromkeys(table["metric"]))
-    height = 0.5 + 0.42 * int(table.groupby("metric").size().max())
+    height = max(2.4, 0.9 + 0.55 * int(table.groupby("metric").size().max()))  # two-line labels need room
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), height), squeeze=False)
     colors = dict(zip(dict.fromkeys(table["dataset"]), sns.color_palette("colorblind"), strict=False))
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -141,6 +141,7 @@ def plot_paired_differences(table: pd.DataFrame, title: str = "") -> plt.Figure:
             hi = row["ci_high"] - row["mean_diff"] if np.isfinite(row["ci_high"]) else 0.0
             ax.errorbar(row["mean_diff"], yi, xerr=[[lo], [hi]], fmt="o", color=colors[row["dataset"]], capsize=3)
         ax.axvline(0.0, color="0.4", ls="--", lw=1)
+        ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.set_yticks(y)
         ax.set_yticklabels([f"{r.system_a} − {r.system_b}\n{r.dataset} (n={r.n_files})" for r in rows.itertuples()]
                            if ax is axes[0, 0] else [])  # fmt: skip

@@ -728,7 +728,15 @@ def _publish(tmp: Path, root: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def build_corpus(cfg: CorpusConfig, raw_dir: str | Path | None = None, progress: bool = True) -> Path:
+def default_workers() -> int:
+    """Processes for decoding: the CPU cores this process may use, at most 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores))
+
+
+def build_corpus(
+    cfg: CorpusConfig, raw_dir: str | Path | None = None, progress: bool = True, workers: int | None = None
+) -> Path:
     """Build (or reuse) the mal-offline corpus described by ``cfg``; returns its root.
 
     Args:
@@ -736,6 +744,8 @@ def build_corpus(cfg: CorpusConfig, raw_dir: str | Path | None = None, progress:
         raw_dir: where packages are downloaded once (default ``$MAL_RAW_DIR`` or ``<data>/raw``). Decoded audio is
             cached in ``<raw_dir>/../cache``.
         progress: show tqdm progress bars.
+        workers: processes for decoding and threads for unpacking (default: the usable cores, at most 4). The
+            result does not depend on it.
 
     The work is skipped when ``<root>/corpus.json`` has the same build key and every file verifies. Otherwise the
     corpus is built in a temporary sibling folder and swapped in at the end, so an interrupted build never looks
@@ -752,7 +762,8 @@ def build_corpus(cfg: CorpusConfig, raw_dir: str | Path | None = None, progress:
     sizes = cfg.sizes()
     timings: dict[str, float] = {}
 
-    extracted = prepare_archives(sources, raw, progress)
+    workers = default_workers() if workers is None else max(1, int(workers))
+    extracted = prepare_archives(sources, raw, progress, workers)
     timings["fetch_s"] = time.perf_counter() - t_start
     archives: dict[str, Archive] = {name: a for name, (a, _) in extracted.items()}
     cache = DecodedCache.beside(raw, archives)
@@ -781,11 +792,11 @@ def build_corpus(cfg: CorpusConfig, raw_dir: str | Path | None = None, progress:
             raise DataError(f"ood_languages {list(languages)}: no usable out-of-domain recordings in these languages")
     noise_in = [f for s in of("noise", "in") for f in files.get(s, [])]
     noise_ood = [f for s in of("noise", "ood") for f in files.get(s, [])]
+    cache.load_many(speech_in + speech_ood + noise_in + noise_ood, progress, "decoding", workers)
     items_in, skipped = _decode_speech(speech_in, cache, progress, "decoding speech")
     excluded += skipped
     items_ood, skipped = _decode_speech(speech_ood, cache, progress, "decoding ood speech")
     excluded += skipped
-    cache.load_many(noise_in + noise_ood, progress, "decoding noise")
     timings["decode_s"] = time.perf_counter() - t
 
     # Plan clean utterances.

@@ -29,6 +29,7 @@ import tempfile
 import urllib.request
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -281,15 +282,14 @@ def _download_with_tool(archive: Archive, workdir: Path) -> Path | None:
     """Try ``apt-get download`` / ``npm pack`` in ``workdir``; the written file, or None if the tool fails."""
     if archive.kind == "deb":
         tool = shutil.which("apt-get")
-        cmd = [tool, "-q", "download", "-o", "APT::Sandbox::User=root", f"{archive.name}={archive.version}"]
+        cmd = [tool, "-q", "download", f"{archive.name}={archive.version}"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd[2:2] = ["-o", "APT::Sandbox::User=root"]  # root: skip the _apt sandbox user (it cannot write here)
     else:
         tool = shutil.which("npm")
         cmd = [tool, "pack", "--silent", f"{archive.name}@{archive.version}"]
     if tool is None:
         return None
-    # apt-get refuses the sandbox user switch when not root; the option is only a hint, so drop it there.
-    if archive.kind == "deb" and hasattr(os, "geteuid") and os.geteuid() != 0:
-        cmd = [c for c in cmd if c not in ("-o", "APT::Sandbox::User=root")]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1800)
     written = [p for p in workdir.iterdir() if p.is_file()]
     if proc.returncode != 0 or len(written) != 1:
@@ -442,15 +442,43 @@ def extract_archive(archive: Archive, archive_path: Path, raw: Path) -> Path:
     return out
 
 
+def _apt_download_batch(archives: list[Archive], raw: Path) -> None:
+    """One ``apt-get download`` for every missing Debian package (apt's start-up costs seconds per call).
+
+    Files whose hash matches their pin are moved into ``<raw>/debs``; anything else is left to
+    :func:`fetch_archive`, which retries one by one and falls back to the pool URL.
+    """
+    missing = [a for a in archives if a.kind == "deb" and not (Path(raw) / a.folder / a.filename).exists()]
+    tool = shutil.which("apt-get")
+    if len(missing) < 2 or tool is None:
+        return
+    folder = Path(raw) / "debs"
+    folder.mkdir(parents=True, exist_ok=True)
+    cmd = [tool, "-q", "download", *(f"{a.name}={a.version}" for a in missing)]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd[2:2] = ["-o", "APT::Sandbox::User=root"]  # root: skip the _apt sandbox user (it cannot write here)
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=folder) as tmp:
+        try:
+            subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=3600)
+        except (OSError, subprocess.SubprocessError):
+            return
+        for a in missing:
+            got = Path(tmp) / a.filename
+            if got.is_file() and _sha256(got) == a.sha256:
+                os.replace(got, folder / a.filename)
+
+
 def prepare_archives(
-    sources: list[str] | tuple[str, ...], raw: Path, progress: bool = True
+    sources: list[str] | tuple[str, ...], raw: Path, progress: bool = True, workers: int = 1
 ) -> dict[str, tuple[Archive, Path]]:
     """Fetch and unpack every archive the sources need: ``{package name: (archive, extracted folder)}``."""
-    out = {}
-    for archive in tqdm(archives_for(sources), desc="packages", disable=not progress, leave=False):
-        path = fetch_archive(archive, raw, progress)
-        out[archive.name] = (archive, extract_archive(archive, path, raw))
-    return out
+    needed = archives_for(sources)
+    _apt_download_batch(needed, raw)
+    paths = [fetch_archive(a, raw, progress) for a in tqdm(needed, desc="packages", disable=not progress, leave=False)]
+    # xz decompression releases the GIL, so packages unpack side by side (megaglest-data alone takes seconds).
+    with ThreadPoolExecutor(max(1, min(workers, len(needed)))) as pool:
+        folders = list(pool.map(lambda ap: extract_archive(ap[0], ap[1], raw), zip(needed, paths, strict=True)))
+    return {a.name: (a, folder) for a, folder in zip(needed, folders, strict=True)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -666,17 +694,54 @@ class DecodedCache:
         else:
             wav = decode_file(f.path)
             if cached is not None:
-                stored = np.round(wav * 32768.0).astype(np.int16) if f.member.endswith(".g722") else wav
-                with atomic_path(cached) as tmp, open(tmp, "wb") as fh:
-                    np.save(fh, stored)
+                _store(cached, wav, f.member)
         self._memory[f.key] = wav
         return wav
 
-    def load_many(self, files: list[SourceFile], progress: bool = True, desc: str = "decoding") -> None:
-        """Decode (or read from the cache) every file once, with a progress bar."""
+    def load_many(
+        self, files: list[SourceFile], progress: bool = True, desc: str = "decoding", workers: int = 1
+    ) -> None:
+        """Decode (or read from the cache) every file once, with a progress bar.
+
+        With ``workers > 1`` and a cache folder, files not yet cached are decoded in that many processes first
+        (each writes its ``.npy``); the cache then serves them. The bytes are the same either way.
+        """
         todo = [f for f in files if f.key not in self._memory]
+        if workers > 1 and self.cache_dir is not None:
+            jobs = [(f.path, p, f.member) for f in todo if (p := self._path(f)) is not None and not p.exists()]
+            if len(jobs) > 4 * workers:
+                _decode_in_processes(jobs, workers, progress, desc)
         for f in tqdm(todo, desc=desc, disable=not progress or not todo, leave=False):
             self.load(f)
+
+
+def _store(cached: Path, wav: np.ndarray, member: str) -> None:
+    stored = np.round(wav * 32768.0).astype(np.int16) if member.endswith(".g722") else wav
+    with atomic_path(cached) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, stored)
+
+
+def _decode_job(job: tuple[Path, Path, str]) -> None:
+    path, cached, member = job
+    _store(cached, decode_file(path), member)
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core; resampling results do not depend on the thread count
+
+
+def _decode_in_processes(jobs: list[tuple[Path, Path, str]], workers: int, progress: bool, desc: str) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork starts in milliseconds (spawn would re-import torch in every worker); fall back to spawn elsewhere.
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_worker_init) as pool:
+        done = pool.map(_decode_job, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
+        for _ in tqdm(done, total=len(jobs), desc=f"{desc} ({workers} processes)", disable=not progress, leave=False):
+            pass
 
 
 def licence_files(extracted: dict[str, tuple[Archive, Path]]) -> dict[str, list[Path]]:

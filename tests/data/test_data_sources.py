@@ -198,3 +198,24 @@ def test_asterisk_listing_excludes_tones_silence_and_empty_files(tmp_path: Path)
     reasons = {e.key.rsplit("/", 1)[-1]: e.reason for e in excluded}
     assert set(reasons) == {"beep.g722", "1.g722", "empty.g722"}
     assert "empty" in reasons["empty.g722"] and "not speech" in reasons["beep.g722"]
+
+
+def test_parallel_decoding_gives_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = sources._decode_in_processes
+    monkeypatch.setattr(sources, "_decode_in_processes", lambda *a: calls.append(len(a[0])) or real(*a))
+    archive = ARCHIVES["supersonic-scsynth-samples"]
+    rng = np.random.default_rng(1)
+    files = []
+    for i in range(12):
+        sf.write(tmp_path / f"n{i}.flac", rng.standard_normal(4410 + 100 * i) * 0.1, 44100)
+        files.append(
+            sources.SourceFile("sonic-pi", archive.name, f"package/samples/n{i}.flac", tmp_path / f"n{i}.flac")
+        )
+    serial = DecodedCache(tmp_path / "serial", {archive.name: archive})
+    serial.load_many(files, progress=False, workers=1)
+    parallel = DecodedCache(tmp_path / "parallel", {archive.name: archive})
+    parallel.load_many(files, progress=False, workers=2)
+    assert calls == [12] and len(list((tmp_path / "parallel").rglob("*.npy"))) == 12
+    for f in files:
+        assert np.array_equal(serial.load(f), parallel.load(f))

@@ -57,6 +57,7 @@ class AnalysisConfig(ConfigBase):
     k_max: int = 5  # K: passes of repeated enhancement
     sc_files: int = 8  # files in the self-consistency study
     sc_metrics: str = "pesq_wb,si_sdr,dnsmos_ovrl"  # metrics tracked against k (harmonicity is always added)
+    reference: str = "baseline"  # checkpoint label whose k-curve decay the others are compared with (paired)
     n_boot: int = 1000  # bootstrap resamples for every CI
     seed: int = 0  # bootstrap and projection seed
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -68,6 +69,10 @@ class AnalysisConfig(ConfigBase):
         missing = [j for j in self.judge_labels if j not in ckpts]
         if missing:
             raise ConfigError(f"AnalysisConfig.judge: {missing} not among the checkpoint labels {list(ckpts)}")
+        if self.reference not in ckpts:
+            raise ConfigError(
+                f"AnalysisConfig.reference: {self.reference!r} is not among the checkpoint labels {list(ckpts)}"
+            )
         if self.distance not in ("l1", "l2"):
             raise ConfigError(f"AnalysisConfig.distance: {self.distance!r} is not 'l1' or 'l2'")
         if self.threads < 1:

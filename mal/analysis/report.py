@@ -7,7 +7,9 @@ Output layout under ``run_dir`` (stable names, so a README can link the figures)
     tables/pairs.csv                    one row per (file, estimate): distances and metrics
     tables/correlation.csv              Spearman ρ(distance, metric) with CIs
     tables/self_consistency_curves.csv  mean per system, metric and k, with CIs
+    tables/self_consistency_values.csv  every file, system, k and metric
     tables/self_consistency_decay.csv   change from k = 1 to K per system and metric, with CIs
+    tables/self_consistency_vs_reference.csv  that change minus the reference system's, paired over files
     figures/<stem>.png and .svg         correlation_heatmap, distance_vs_<metric>, projection_<method>,
                                         self_consistency_curves, self_consistency_spectrograms
 """
@@ -161,6 +163,7 @@ def build_summary(
     table: pd.DataFrame,
     sc_summary: pd.DataFrame,
     decay: pd.DataFrame,
+    decay_vs_reference: pd.DataFrame,
     figures: Sequence[str],
     skipped_spaces: Mapping[str, str],
 ) -> dict[str, Any]:
@@ -182,6 +185,8 @@ def build_summary(
             "n_files": int(sc_summary["n"].max()) if len(sc_summary) else 0,
             "curves": _records(sc_summary),
             "decay": _records(decay),
+            "reference": cfg.reference,
+            "decay_vs_reference": _records(decay_vs_reference),
         },
         "figures": list(figures),
     }
@@ -213,4 +218,11 @@ def headline(summary: Mapping[str, Any]) -> str:
             f"- {row['system']} · {row['metric']}: {row['value_from']:.3f} → {row['value_to']:.3f} "
             f"(Δ {row['change']:+.3f}{ci})"
         )
+    if sc.get("decay_vs_reference"):
+        lines += ["", f"Change minus `{sc['reference']}`'s change, paired over files (> 0: decays less):", ""]
+        for row in sc["decay_vs_reference"]:
+            if row["difference"] is None:
+                continue
+            ci = "" if row["ci_low"] is None else f" [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+            lines.append(f"- {row['system']} · {row['metric']}: {row['difference']:+.3f}{ci}")
     return "\n".join(lines)

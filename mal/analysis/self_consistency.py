@@ -104,6 +104,46 @@ class SelfConsistency:
             )
         return pd.DataFrame(rows)
 
+    def decay_difference(
+        self, reference: str, k_from: int = 1, k_to: int | None = None, n_boot: int = 1000, seed: int = 0
+    ) -> pd.DataFrame:
+        """Does a system's curve decay slower than ``reference``'s? Paired over files, per metric.
+
+        For every other system: the mean over files of ``Δ_system − Δ_reference``, where Δ is the change from
+        ``k_from`` to ``k_to`` on the same file, with a bootstrap CI. Positive means the system loses less
+        (or gains more) than the reference for higher-is-better metrics.
+        """
+        k_to = self.k_max if k_to is None else k_to
+        systems = list(dict.fromkeys(self.curves["system"]))
+        if reference not in systems:
+            raise KeyError(f"decay_difference: reference {reference!r} is not among the systems {systems}")
+        wide = self.curves[self.curves["k"].isin([k_from, k_to])].pivot_table(
+            index=["metric", "file_id"], columns=["system", "k"], values="value", aggfunc="first"
+        )
+        rows = []
+        for system in systems:
+            if system == reference:
+                continue
+            delta = (wide[(system, k_to)] - wide[(system, k_from)]) - (
+                wide[(reference, k_to)] - wide[(reference, k_from)]
+            )
+            for metric, values in delta.groupby(level="metric", sort=False):
+                mean, low, high, n = bootstrap_mean_ci(values.to_numpy(), n_boot, seed=seed)
+                rows.append(
+                    {
+                        "system": system,
+                        "reference": reference,
+                        "metric": metric,
+                        "k_from": k_from,
+                        "k_to": k_to,
+                        "difference": mean,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "n": n,
+                    }
+                )
+        return pd.DataFrame(rows)
+
 
 def run_self_consistency(
     systems: Mapping[str, SEModel],

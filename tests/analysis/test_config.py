@@ -25,6 +25,7 @@ def test_check_checkpoints() -> None:
     ("params", "msg"),
     [
         ({"judge": "other"}, "not among the checkpoint labels"),
+        ({"reference": "other"}, "reference"),
         ({"checkpoints": "baseline=x.pt"}, "expected a mapping"),
         ({"checkpoints": {"a": 3}}, "expected a string"),
         ({"k_max": 0}, "k_max"),

@@ -70,6 +70,7 @@ def test_real_models_real_metrics_end_to_end(checkpoints, tmp_path) -> None:
     cfg = AnalysisConfig.from_params(
         checkpoints=checkpoints,
         judge="specmask,waveunet",
+        reference="waveunet",
         k_max=2,
         run_dir=str(tmp_path / "run"),
     )
@@ -89,7 +90,8 @@ def test_real_models_real_metrics_end_to_end(checkpoints, tmp_path) -> None:
     table = correlation_table(study.pairs, study.distance_columns, cfg.metric_list, n_boot=50)
     assert table["rho"].notna().all() and (table["n_files"] == 4).all()
     sc = run_self_consistency(systems, items, k_max=cfg.k_max, metrics=["si_sdr"], n_files=2, progress=False)
-    summary = build_summary(cfg, study, table, sc.summary(n_boot=50), sc.decay(n_boot=50), ["a.png"], skipped)
+    versus = sc.decay_difference(cfg.reference, n_boot=50)
+    summary = build_summary(cfg, study, table, sc.summary(n_boot=50), sc.decay(n_boot=50), versus, ["a.png"], skipped)
     path = write_summary(cfg.run_path, summary)
     loaded = json.loads(path.read_text())
     assert loaded["n_files"] == 4 and loaded["n_pairs"] == 4 * 3 and loaded["skipped_spaces"].keys() == {"lossnet"}
@@ -98,8 +100,9 @@ def test_real_models_real_metrics_end_to_end(checkpoints, tmp_path) -> None:
     assert best["space"] in study.encoder_columns and -1 <= best["rho"] <= 1
     assert loaded["self_consistency"]["k_max"] == 2 and loaded["self_consistency"]["n_files"] == 2
     assert all(r["k"] in (0, 1, 2) for r in loaded["self_consistency"]["curves"])
+    assert {r["system"] for r in loaded["self_consistency"]["decay_vs_reference"]} == {"specmask"}
     text = headline(loaded)
-    assert "best judge layer" in text and "Self-consistency" in text
+    assert "best judge layer" in text and "Self-consistency" in text and "minus `waveunet`" in text
     csv = write_table(table, tmp_path / "t" / "correlation.csv")
     back = pd.read_csv(csv)
     assert len(back) == len(table) and math.isclose(back["rho"][0], table["rho"][0], rel_tol=1e-9)

@@ -47,6 +47,13 @@ def test_decaying_models_show_decay_and_scale_invariance_holds() -> None:
     assert decay.loc[("noise", "si_sdr"), "change"] < -1  # fresh noise each pass piles up
     assert decay.loc[("noise", "hnr_db"), "change"] < 0
     assert decay.loc[("noise", "spectral_flatness"), "change"] > 0
+    versus = sc.decay_difference("half", n_boot=100).set_index("metric")
+    assert list(versus["system"].unique()) == ["noise"] and (versus["n"] == 2).all()
+    # paired difference of the per-file changes equals the difference of the mean changes
+    expected = decay.loc[("noise", "snr"), "change"] - decay.loc[("half", "snr"), "change"]
+    assert versus.loc["snr", "difference"] == pytest.approx(expected)
+    with pytest.raises(KeyError, match="'other' is not among"):
+        sc.decay_difference("other")
     (example,) = sc.examples
     assert example["file_id"] == "f00" and set(example["outputs"]) == {"half", "noise"}
     assert set(example["outputs"]["half"]) == {1, K}

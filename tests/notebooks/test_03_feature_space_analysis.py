@@ -75,6 +75,11 @@ def test_notebook_runs_headless_with_smoke_parameters(smoke_corpus, tmp_path) ->
         for metric in ("pesq_wb", "si_sdr", "hnr_db", "spectral_flatness"):
             assert {(system, metric, k) for k in (0, 1, 2)} <= curves
     assert {(r["system"], r["metric"]) for r in sc["decay"]} >= {("baseline", "pesq_wb"), ("warmup", "hnr_db")}
+    assert sc["reference"] == "baseline"
+    assert {(r["system"], r["metric"]) for r in sc["decay_vs_reference"]} >= {
+        ("warmup", "pesq_wb"),
+        ("warmup", "hnr_db"),
+    }
     stems = [
         "correlation_heatmap",
         "distance_vs_pesq_wb",
@@ -87,6 +92,7 @@ def test_notebook_runs_headless_with_smoke_parameters(smoke_corpus, tmp_path) ->
         for ext in ("png", "svg"):
             assert (run / "figures" / f"{stem}.{ext}").stat().st_size > 1000
     assert sorted(Path(p).name for p in summary["figures"]) == sorted(f"{s}.png" for s in stems)
-    for table in ("pairs", "correlation", "self_consistency_curves", "self_consistency_decay"):
+    tables = ["pairs", "correlation", "self_consistency_values", "self_consistency_curves"]
+    for table in [*tables, "self_consistency_decay", "self_consistency_vs_reference"]:
         assert (run / "tables" / f"{table}.csv").is_file()
     assert (run / "config.yaml").is_file()

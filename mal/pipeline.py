@@ -43,6 +43,7 @@ PROFILE_DIR = ROOT / "configs" / "pipeline"
 TABLE_METRICS = ("pesq_wb", "estoi", "si_sdr", "csig", "cbak", "covl", "dnsmos_ovrl", "distillmos")
 # Metrics of the paired MAL − baseline comparison.
 PAIRED_METRICS = ("pesq_wb", "estoi", "si_sdr", "dnsmos_ovrl")
+DEEP_BACKBONES = ("wavlm_base", "wav2vec2_base", "hubert_base")
 # Notebook-02 parameters a stage-2 system takes from its architecture's warm-up.
 INHERITED_FROM_WARMUP = ("model", "batch_size")
 
@@ -66,6 +67,9 @@ class PipelineConfig(ConfigBase):
     analysis: dict[str, Any] = dataclasses.field(default_factory=dict)  # notebook 03 parameters
     evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)  # notebook 04 parameters
     compare: dict[str, str] = dataclasses.field(default_factory=dict)  # MAL system label → its baseline's label
+    # Pretrained torchaudio backbones tried as deep-feature-loss systems (on the first architecture) when their
+    # weights are in the torch hub cache; absent ones are listed as unavailable in results.md.
+    deep_feature_backbones: list[str] = dataclasses.field(default_factory=lambda: list(DEEP_BACKBONES))
 
     def validate(self) -> None:
         if not self.warmup:
@@ -109,6 +113,26 @@ class PipelineConfig(ConfigBase):
         """Checkpoint of a trained system: the last step, so every system has had exactly the same steps."""
         return self.run_dir(label) / "checkpoints" / "last.pt"
 
+    def deep_feature_availability(self) -> dict[str, str]:
+        """Backbone → path of its pretrained weights, or "" when they are not on this machine."""
+        from mal.losses.deep_feature import find_weights
+
+        return {b: str(find_weights(b) or "") for b in self.deep_feature_backbones}
+
+    def all_systems(self) -> dict[str, dict[str, Any]]:
+        """The configured systems plus one deep-feature-loss system per backbone whose weights are present."""
+        systems = dict(self.systems)
+        arch = next(iter(self.warmup))
+        for backbone, path in self.deep_feature_availability().items():
+            if path:
+                systems[f"{arch}-deep-{backbone}"] = {
+                    "arch": arch,
+                    "recipe": "deep_feature",
+                    "deep_feature_backbone": backbone,
+                    "calibrate": True,
+                }
+        return systems
+
     def uses_lossnet(self) -> bool:
         return any(spec.get("recipe") == "lossnet" for spec in self.systems.values())
 
@@ -133,7 +157,7 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
         params = {"threads": 1, **params, "stage": "warmup", "corpus_root": corpus_root, "seed": cfg.seed}
         steps.append(Step(f"warmup-{arch}", "02_training", params, cfg.run_dir(f"warmup-{arch}"), deps=("corpus",)))
     trained = [f"warmup-{arch}" for arch in cfg.warmup]
-    for label, spec in cfg.systems.items():
+    for label, spec in cfg.all_systems().items():
         spec = dict(spec)
         arch = spec.pop("arch")
         # A stage-2 run continues its warm-up, so it inherits the warm-up's model and batch size.
@@ -299,6 +323,14 @@ def write_results(cfg: PipelineConfig, outcomes: list[StepOutcome], wall: float)
             table,
             "",
         ]
+    missing = [b for b, path in cfg.deep_feature_availability().items() if not path]
+    if missing:
+        out += [
+            f"Deep-feature baselines over {', '.join(missing)} did not run: their pretrained weights are not in the "
+            "torch hub cache of this machine (no model hub is reachable here). The offline pretrained loss network "
+            "(`lossnet` systems) stands in for them.",
+            "",
+        ]
     out += _training_section(cfg)
     out += _analysis_section(study / "analysis")
     out += _timing_section(outcomes, wall)
@@ -326,7 +358,7 @@ def _training_section(cfg: PipelineConfig) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     baseline_time: dict[str, float] = {}
-    for label in [f"warmup-{a}" for a in cfg.warmup] + list(cfg.systems):
+    for label in [f"warmup-{a}" for a in cfg.warmup] + list(cfg.all_systems()):
         s = _read_json(cfg.run_dir(label) / "summary.json")
         if not s:
             continue

@@ -122,6 +122,17 @@ def execute_step(step: Step, fingerprint: str, cwd: Path) -> float:
     return seconds
 
 
+def fingerprints(steps: Sequence[Step]) -> dict[str, str]:
+    """Fingerprint of every step (steps must come after their dependencies, as :func:`run_steps` requires)."""
+    out: dict[str, str] = {}
+    for step in steps:
+        missing = [d for d in step.deps if d not in out]
+        if missing:
+            raise ValueError(f"step {step.name!r} depends on {missing}, which do not come before it")
+        out[step.name] = step.fingerprint([out[d] for d in step.deps])
+    return out
+
+
 def run_steps(
     steps: Sequence[Step],
     cores: int = 2,

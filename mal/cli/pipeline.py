@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mal.pipeline import PipelineConfig, build_steps, run_pipeline
+    from mal.runner import fingerprints, is_complete
 
     overrides = {
         key: value
@@ -41,9 +42,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = PipelineConfig.for_profile(args.profile, **overrides)
     if args.dry_run:
-        for step in build_steps(cfg):
+        steps = build_steps(cfg)
+        prints = fingerprints(steps)
+        for step in steps:
             deps = f" after {', '.join(step.deps)}" if step.deps else ""
-            print(f"{step.name}: notebooks/{step.notebook}.ipynb → {step.run_dir}{deps}")
+            state = "run" if args.force or not is_complete(step, prints[step.name]) else "done"
+            print(f"[{state}] {step.name}: notebooks/{step.notebook}.ipynb → {step.run_dir}{deps}")
         return 0
     results = run_pipeline(cfg, force=args.force)
     print(f"results: {results}")

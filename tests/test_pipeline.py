@@ -1,0 +1,91 @@
+"""The pipeline's step graph, its skip/rerun plan, and a reproducible end-to-end smoke study."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mal.config import ConfigError
+from mal.pipeline import PipelineConfig, build_steps, run_pipeline
+from mal.runner import fingerprints
+
+
+def _quick(tmp_path: Path, **changes) -> PipelineConfig:
+    return PipelineConfig.for_profile("quick", runs_root=str(tmp_path / "runs"), **changes)
+
+
+def test_quick_graph_links_every_step(tmp_path) -> None:
+    cfg = _quick(tmp_path)
+    steps = {s.name: s for s in build_steps(cfg)}
+    assert list(steps)[:2] == ["corpus", "lossnet"]
+    warm = steps["warmup-waveunet"]
+    assert warm.params["stage"] == "warmup" and warm.params["model"] == "waveunet" and warm.deps == ("corpus",)
+    # A stage-2 system continues its own architecture's warm-up, with the warm-up's model.
+    sys = steps["waveunet-mal-all"]
+    assert sys.params["init_checkpoint"] == str(cfg.run_dir("warmup-waveunet") / "checkpoints" / "last.pt")
+    assert sys.params["model"] == "waveunet" and sys.params["stage"] == "stage2"
+    assert steps["specmask-lossnet"].params["lossnet_path"].endswith("lossnet/lossnet.pt")
+    assert "lossnet" in steps["specmask-lossnet"].deps
+    # Every trained system is evaluated from its last checkpoint (same number of steps for all).
+    evaluated = steps["evaluation"].params["checkpoints"]
+    assert set(evaluated) == {n for n, s in steps.items() if s.notebook == "02_training"}
+    assert all(p.endswith("checkpoints/last.pt") for p in evaluated.values())
+    assert set(steps["evaluation"].deps) == set(evaluated)
+    # One seed and one corpus for everything.
+    assert {s.params["seed"] for s in steps.values()} == {cfg.seed}
+    roots = {s.params.get("data_root", s.params.get("corpus_root")) for s in steps.values()}
+    assert roots == {str(cfg.corpus_root)}
+
+
+def test_changed_parameter_reruns_only_what_depends_on_it(tmp_path) -> None:
+    cfg = _quick(tmp_path)
+    before = fingerprints(build_steps(cfg))
+    systems = {**cfg.systems, "specmask-mal-all": {**cfg.systems["specmask-mal-all"], "lambda_mal": 2.0}}
+    after = fingerprints(build_steps(cfg.replace(systems=systems)))
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"specmask-mal-all", "analysis", "evaluation"}
+    warm = fingerprints(build_steps(cfg.replace(warmup={**cfg.warmup, "waveunet": {"model": "waveunet", "lr": 3e-4}})))
+    changed = {name for name in before if before[name] != warm[name]}
+    assert changed == {"warmup-waveunet", "waveunet-baseline", "waveunet-mal-all", "evaluation"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"systems": {"x": {"arch": "convtasnet"}}}, "must name a warm-up"),
+        ({"systems": {"analysis": {"arch": "specmask"}}}, "not a usable system label"),
+        ({"compare": {"nope": "specmask-baseline"}}, "not a system"),
+        ({"cores": 0}, "cores"),
+        ({"warmup": {}}, "at least one architecture"),
+    ],
+)
+def test_bad_pipeline_configs_are_refused(tmp_path, changes, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _quick(tmp_path, **changes)
+
+
+def test_unknown_profile_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="quick"):
+        PipelineConfig.for_profile("nonexistent")
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_is_reproducible(tmp_path, smoke_corpus) -> None:
+    """Two runs with the same seed give identical metric tables, and results.md reports them."""
+    tables = []
+    for name in ("a", "b"):
+        cfg = PipelineConfig.for_profile("smoke", runs_root=str(tmp_path / name), data_root=str(smoke_corpus))
+        results = run_pipeline(cfg)
+        text = results.read_text()
+        assert "## in-domain" in text and "mal-all − baseline" in text and "## Wall time per step" in text
+        tables.append(pd.read_csv(cfg.study_dir / "evaluation" / "tables" / "summary.csv"))
+        paired = json.loads((cfg.study_dir / "results.json").read_text())["paired"]
+        assert paired and all(p["n_files"] > 0 for p in paired)
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert set(tables[0]["system"]) >= {"noisy", "spectral-gating", "warmup-specmask", "baseline", "mal-all"}
+    # A second run over complete outputs skips every step.
+    timing = run_pipeline(cfg) and json.loads((cfg.study_dir / "pipeline.json").read_text())
+    assert {s["status"] for s in timing["steps"].values()} == {"skipped"}

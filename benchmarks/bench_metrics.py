@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -71,26 +72,37 @@ def per_metric_cost(pairs: list, repeats: int) -> list[tuple[str, float]]:
     return rows
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def throughput(pairs: list, workers: int, metrics: list[str], rounds: int) -> dict:
     """Serial and pooled scoring take turns on the same slices of ``pairs`` (one slice per round), so bursts of
     load from other processes on a shared machine hit both alike; the median per-round speed-up is reported."""
     with single_threaded():
         M.preload(metrics)
+    children_before = _children_cpu()
+    serial_cpu = 0.0
     start = time.perf_counter()
     with M.metric_pool(workers, metrics) as pool:
         startup = time.perf_counter() - start
         serial_tables, parallel_tables, t_serial, t_parallel, ratios = [], [], 0.0, 0.0, []
         for r in range(rounds):
             chunk = pairs[r::rounds]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             serial_tables.append(M.score_many(chunk, metrics, workers=1, progress=False))
             t1 = time.perf_counter()
+            serial_cpu += time.process_time() - c0
             parallel_tables.append(M.score_many(chunk, metrics, progress=False, pool=pool))
             t2 = time.perf_counter()
             t_serial += t1 - t0
             t_parallel += t2 - t1
             ratios.append((t1 - t0) / (t2 - t1))
+    workers_cpu = _children_cpu() - children_before  # the pool has exited: its workers' CPU time, start-up included
     return {
+        "serial_cpu_share": serial_cpu / t_serial,
+        "workers_cpu_s": workers_cpu,
         "audio_s": sum(c.size for _, c, _ in pairs) / SR,
         "serial_s": t_serial,
         "parallel_s": t_parallel,
@@ -132,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  speed-up    {rate_p / rate_s:.2f}x overall, per round {', '.join(f'{x:.2f}' for x in r['ratios'])} "
           f"(median {r['median_ratio']:.2f}x; target >= 1.8x)")  # fmt: skip
     print(f"  identical tables: {r['identical']}; NaN values: {r['nan']}")
+    print(f"  CPU obtained: serial {r['serial_cpu_share']:.2f} of a core; workers "
+          f"{r['workers_cpu_s'] / (r['parallel_s'] + startup):.2f} cores on average (start-up included)")  # fmt: skip
     print(f"  1-min load average before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     end_to_end = r["serial_s"] / (r["parallel_s"] + r["startup_s"])
     print(f"  speed-up including worker start-up: {end_to_end:.2f}x")

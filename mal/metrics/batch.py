@@ -57,7 +57,8 @@ def preload(metrics: Sequence[str]) -> None:
     from mal.metrics import nonintrusive
     from mal.metrics.scoring import DNSMOS_METRICS
 
-    warm = np.zeros(int(nonintrusive.MOS_SAMPLE_RATE * 1.0), dtype=np.float64)
+    # 9.1 s: one DNSMOS window (shorter clips are tiled and cost several)
+    warm = np.zeros(int(nonintrusive.MOS_SAMPLE_RATE * 9.1), dtype=np.float64)
     warm[::97] = 1e-3  # not silent
     if any(m in DNSMOS_METRICS for m in metrics):
         nonintrusive.dnsmos(warm, nonintrusive.MOS_SAMPLE_RATE)  # also compiles librosa's numba kernels

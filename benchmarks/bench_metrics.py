@@ -72,6 +72,34 @@ def per_metric_cost(pairs: list, repeats: int) -> list[tuple[str, float]]:
     return rows
 
 
+def _burn(n: int) -> float:
+    start = time.perf_counter()
+    acc = 0
+    for i in range(n):
+        acc += i * i
+    return time.perf_counter() - start
+
+
+def machine_parallelism(workers: int, n: int = 6_000_000) -> float:
+    """Speed-up the machine itself gives right now: ``workers`` pure-Python CPU jobs, serial vs in a pool.
+
+    On an idle machine with ``workers`` free cores this is ≈ ``workers``; on a shared machine it shows how much
+    parallel capacity was actually available, i.e. the ceiling for the scoring speed-up measured next to it.
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(_burn, [1000] * workers))  # start the workers
+        start = time.perf_counter()
+        for _ in range(workers):
+            _burn(n)
+        serial = time.perf_counter() - start
+        start = time.perf_counter()
+        list(pool.map(_burn, [n] * workers))
+        return serial / (time.perf_counter() - start)
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -135,7 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] or M.default_metrics(SR)
     pairs = make_pairs(args.files, args.seconds)
     load_before = os.getloadavg()[0]
+    control_before = machine_parallelism(args.workers)
     r = throughput(pairs, args.workers, metrics, args.rounds)
+    control_after = machine_parallelism(args.workers)
     rate_s, rate_p = r["audio_s"] / r["serial_s"], r["audio_s"] / r["parallel_s"]
     print(f"\nThroughput, {args.files} files × {args.seconds:g} s, {len(metrics)} metrics:")
     print(f"  serial      {r['serial_s']:7.1f} s  {rate_s:6.2f} audio-s/s")
@@ -143,6 +173,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  {args.workers} workers   {r['parallel_s']:7.1f} s  {rate_p:6.2f} audio-s/s  (+{startup:.1f} s start-up)")
     print(f"  speed-up    {rate_p / rate_s:.2f}x overall, per round {', '.join(f'{x:.2f}' for x in r['ratios'])} "
           f"(median {r['median_ratio']:.2f}x; target >= 1.8x)")  # fmt: skip
+    control = (control_before + control_after) / 2
+    print(f"  control: {args.workers} pure-CPU jobs ran {control_before:.2f}x / {control_after:.2f}x faster in a pool "
+          f"than serially (before / after): scoring reached {r['median_ratio'] / control:.0%} of what the machine "
+          "gave")  # fmt: skip
     print(f"  identical tables: {r['identical']}; NaN values: {r['nan']}")
     print(f"  CPU obtained: serial {r['serial_cpu_share']:.2f} of a core; workers "
           f"{r['workers_cpu_s'] / (r['parallel_s'] + startup):.2f} cores on average (start-up included)")  # fmt: skip

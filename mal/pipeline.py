@@ -44,8 +44,9 @@ TABLE_METRICS = ("pesq_wb", "estoi", "si_sdr", "csig", "cbak", "covl", "dnsmos_o
 # Metrics of the paired MAL − baseline comparison.
 PAIRED_METRICS = ("pesq_wb", "estoi", "si_sdr", "dnsmos_ovrl")
 DEEP_BACKBONES = ("wavlm_base", "wav2vec2_base", "hubert_base")
-# Notebook-02 parameters a stage-2 system takes from its architecture's warm-up.
-INHERITED_FROM_WARMUP = ("model", "batch_size")
+# Notebook-02 parameters a stage-2 system takes from its architecture's warm-up (it continues that run's model,
+# batches and learning-rate schedule).
+INHERITED_FROM_WARMUP = ("model", "batch_size", "lr")
 
 
 @dataclasses.dataclass

@@ -27,6 +27,8 @@ def test_quick_graph_links_every_step(tmp_path) -> None:
     sys = steps["waveunet-mal-all"]
     assert sys.params["init_checkpoint"] == str(cfg.run_dir("warmup-waveunet") / "checkpoints" / "last.pt")
     assert sys.params["model"] == "waveunet" and sys.params["stage"] == "stage2"
+    # ...and its peak learning rate, so the cosine continues where the warm-up left it.
+    assert sys.params.get("lr") == warm.params.get("lr")
     assert steps["specmask-lossnet"].params["lossnet_path"].endswith("lossnet/lossnet.pt")
     assert "lossnet" in steps["specmask-lossnet"].deps
     # Every trained system is evaluated from its last checkpoint (same number of steps for all).

@@ -181,9 +181,12 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
         trained.append(label)
     checkpoints = {label: str(cfg.checkpoint(label)) for label in trained}
     first_warmup = f"warmup-{next(iter(cfg.warmup))}"
+    compared = list(cfg.compare.items())[:1]
     analysis = {
         "threads": 1,
         "judge": first_warmup,
+        # k-curve decays are compared (paired) against the first comparison's baseline.
+        "reference": compared[0][1] if compared else first_warmup,
         **cfg.analysis,
         "data_root": corpus_root,
         "seed": cfg.seed,

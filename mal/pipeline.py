@@ -398,9 +398,17 @@ def _analysis_section(run_dir: Path) -> list[str]:
 
 
 def _timing_section(outcomes: list[StepOutcome], wall: float) -> list[str]:
-    lines = ["## Wall time per step", "", "| step | status | seconds |", "|---|---|---|"]
+    lines = [
+        "## Wall time per step",
+        "",
+        "Seconds of the execution that produced each step's outputs (`skipped` steps ran in an earlier invocation "
+        "with the same parameters); steps run side by side on the cores, so the total is less than the sum.",
+        "",
+        "| step | status | seconds |",
+        "|---|---|---|",
+    ]
     lines += [f"| {o.name} | {o.status} | {o.seconds:.0f} |" for o in outcomes]
-    lines += [f"| **total (wall)** | | {wall:.0f} |", ""]
+    lines += [f"| **total (wall) of this invocation** | | {wall:.0f} |", ""]
     return lines
 
 

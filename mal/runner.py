@@ -79,7 +79,7 @@ class Step:
 class StepOutcome:
     name: str
     status: str  # "ran" | "skipped"
-    seconds: float
+    seconds: float  # wall time of the execution that produced the outputs (an earlier one when skipped)
     run_dir: Path
     fingerprint: str
 
@@ -169,7 +169,9 @@ def run_steps(
                 fingerprints[step.name] = fp
                 if not force and is_complete(step, fp):
                     pending.remove(step)
-                    outcomes[step.name] = StepOutcome(step.name, "skipped", 0.0, step.run_dir, fp)
+                    # Keep the wall time of the run that produced these outputs, for timing reports.
+                    seconds = float(json.loads((step.run_dir / "step.json").read_text()).get("seconds", 0.0))
+                    outcomes[step.name] = StepOutcome(step.name, "skipped", seconds, step.run_dir, fp)
                     bar.set_postfix_str(f"skip {step.name}")
                     bar.update()
                     if on_done:

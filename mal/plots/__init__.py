@@ -19,6 +19,33 @@ from mal.io import atomic_path  # noqa: E402
 
 FORMATS = ("png", "svg")
 
+# Axis labels of the metrics every figure module plots; a name not listed here is shown as it is.
+METRIC_LABELS = {
+    "pesq_wb": "PESQ-WB",
+    "pesq_nb": "PESQ-NB",
+    "stoi": "STOI",
+    "estoi": "ESTOI",
+    "si_sdr": "SI-SDR (dB)",
+    "ssnr": "segSNR (dB)",
+    "csig": "CSIG",
+    "cbak": "CBAK",
+    "covl": "COVL",
+    "dnsmos_sig": "DNSMOS SIG",
+    "dnsmos_bak": "DNSMOS BAK",
+    "dnsmos_ovrl": "DNSMOS OVRL",
+    "dnsmos_p808": "DNSMOS P.808",
+    "distillmos": "DistillMOS",
+    "nisqa": "NISQA",
+    "hnr_db": "HNR, voiced frames (dB)",
+    "spectral_flatness": "spectral flatness, voiced frames",
+    "snr_db": "input SNR (dB)",
+}
+
+
+def metric_label(name: str) -> str:
+    """Axis label of a metric column (e.g. "pesq_wb" -> "PESQ-WB"); unknown names are returned unchanged."""
+    return METRIC_LABELS.get(name, name)
+
 
 def save_figure(fig: plt.Figure, stem: str | Path, formats: tuple[str, ...] = FORMATS, dpi: int = 120) -> list[Path]:
     """Save ``fig`` as ``<stem>.png`` and ``<stem>.svg`` (atomic writes); returns the written paths."""

@@ -16,24 +16,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import NullFormatter
 
-METRIC_LABELS = {
-    "pesq_wb": "PESQ-WB",
-    "pesq_nb": "PESQ-NB",
-    "stoi": "STOI",
-    "estoi": "ESTOI",
-    "si_sdr": "SI-SDR (dB)",
-    "dnsmos_ovrl": "DNSMOS OVRL",
-    "dnsmos_sig": "DNSMOS SIG",
-    "dnsmos_bak": "DNSMOS BAK",
-    "distillmos": "DistillMOS",
-    "hnr_db": "HNR, voiced frames (dB)",
-    "spectral_flatness": "spectral flatness, voiced frames",
-    "snr_db": "input SNR (dB)",
-}
-
-
-def metric_label(name: str) -> str:
-    return METRIC_LABELS.get(name, name)
+from mal.plots import metric_label
 
 
 def plot_correlation_heatmap(

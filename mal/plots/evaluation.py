@@ -15,27 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-METRIC_LABELS = {
-    "pesq_wb": "PESQ-WB",
-    "pesq_nb": "PESQ-NB",
-    "stoi": "STOI",
-    "estoi": "ESTOI",
-    "si_sdr": "SI-SDR (dB)",
-    "ssnr": "segSNR (dB)",
-    "csig": "CSIG",
-    "cbak": "CBAK",
-    "covl": "COVL",
-    "dnsmos_sig": "DNSMOS SIG",
-    "dnsmos_bak": "DNSMOS BAK",
-    "dnsmos_ovrl": "DNSMOS OVRL",
-    "dnsmos_p808": "DNSMOS P.808",
-    "distillmos": "DistillMOS",
-    "nisqa": "NISQA",
-}
-
-
-def metric_label(name: str) -> str:
-    return METRIC_LABELS.get(name, name)
+from mal.plots import metric_label
 
 
 def _ordered(values: pd.Series, first: Sequence[str] = ("noisy", "spectral-gating")) -> list[str]:

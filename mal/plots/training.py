@@ -13,8 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-# Validation metric → axis label.
-METRIC_LABELS = {"pesq_wb": "PESQ-WB", "si_sdr": "SI-SDR (dB)", "stoi": "STOI", "estoi": "ESTOI", "loss": "loss"}
+from mal.plots import metric_label
 
 
 def concat_histories(histories: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -122,7 +121,7 @@ def plot_validation(
         if noisy and m in noisy:
             ax.axhline(noisy[m], color="0.4", linestyle="--", linewidth=1, label="noisy input")
             ax.legend(loc="best", fontsize="small")
-        ax.set_ylabel(METRIC_LABELS.get(m, m))
+        ax.set_ylabel(metric_label(m))
         ax.set_xlabel("global step")
     axes[0, 0].set_title("Validation")
     fig.tight_layout()

@@ -2,7 +2,7 @@
 
 Every writer goes to a temporary file in the same folder, flushes and fsyncs it, then renames it over the
 target (``os.replace`` is atomic on POSIX), so a process killed mid-write leaves either the old file or the
-new one.
+new one. :func:`torch_load_checked` is the reading side for torch files: a clear error naming the file.
 """
 
 from __future__ import annotations
@@ -58,6 +58,34 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)
+
+
+def torch_load_checked(
+    path: str | Path,
+    kind: str,
+    error: type[Exception],
+    map_location: Any = "cpu",
+    weights_only: bool = True,
+    missing_hint: str = "",
+) -> Any:
+    """``torch.load(path)``, with a missing or unreadable file raised as ``error`` naming the file and its ``kind``.
+
+    Args:
+        path: the torch file.
+        kind: what the file is, for messages (e.g. "checkpoint" -> "checkpoint not found: <path>").
+        error: exception type to raise (the caller's own, e.g. CheckpointError).
+        map_location, weights_only: passed to ``torch.load``.
+        missing_hint: appended to the not-found message (e.g. how to create the file).
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{kind} not found: {path}{missing_hint}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except Exception as err:  # torch raises several unrelated types for truncated/corrupt files
+        raise error(f"{path}: unreadable {kind} ({type(err).__name__}: {err})") from err
 
 
 def _json_default(obj: Any) -> Any:

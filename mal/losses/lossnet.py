@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from mal.config import ConfigBase, ConfigError
-from mal.io import atomic_torch_save
+from mal.io import atomic_torch_save, torch_load_checked
 from mal.losses._checks import check_pair
 from mal.losses._frozen import freeze
 from mal.models.base import as_batch
@@ -357,12 +357,8 @@ class LossNetError(RuntimeError):
 def load_lossnet(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[LossNet, dict[str, Any]]:
     """Rebuild a pretrained :class:`LossNet` in eval mode; returns it and the checkpoint (labels, metrics...)."""
     path = Path(path)
-    if not path.is_file():
-        raise LossNetError(f"lossnet checkpoint not found: {path} (write one with mal.losses.pretrain_lossnet)")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises several unrelated types for truncated/corrupt files
-        raise LossNetError(f"{path}: unreadable lossnet checkpoint ({type(err).__name__}: {err})") from err
+    hint = " (write one with mal.losses.pretrain_lossnet)"
+    ckpt = torch_load_checked(path, "lossnet checkpoint", LossNetError, map_location, missing_hint=hint)
     if not isinstance(ckpt, dict) or ckpt.get("format") != LOSSNET_FORMAT:
         raise LossNetError(f"{path}: not a lossnet checkpoint (missing format {LOSSNET_FORMAT!r})")
     net = LossNet(ckpt["channels"], {task: len(names) for task, names in ckpt["labels"].items()})

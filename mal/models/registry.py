@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 import mal
-from mal.io import atomic_torch_save
+from mal.io import atomic_torch_save, torch_load_checked
 from mal.models.base import SEModel
 
 CHECKPOINT_FORMAT = "mal-checkpoint/1"
@@ -65,12 +65,7 @@ def save(model: SEModel, path: str | Path, config: dict[str, Any] | None = None,
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # torch raises several unrelated types for truncated/corrupt files
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err})") from err
+    ckpt = torch_load_checked(path, "checkpoint", CheckpointError, map_location, weights_only=False)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a mal checkpoint (missing format {CHECKPOINT_FORMAT!r})")
     return ckpt

@@ -2,49 +2,31 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-import nbformat
-import papermill as pm
 import pytest
-import yaml
+from notebook_checks import ROOT, assert_committed_clean, execute, notebook_files, smoke_parameters
 
-ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOK = ROOT / "notebooks" / "02_training.ipynb"
-SMOKE = ROOT / "configs" / "smoke" / "02_training.yaml"
+NOTEBOOK, SMOKE = notebook_files("02_training")
 
 
 def test_notebook_is_committed_clean() -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert nb.metadata.kernelspec.name == "python3"
-    assert all(not c.get("outputs") and not c.get("execution_count") for c in nb.cells if c.cell_type == "code")
-    assert [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])] == [1]
-    code = [c.source for c in nb.cells if c.cell_type == "code"]
-    assert not any(line.lstrip().startswith(("def ", "class ")) for src in code for line in src.splitlines())
-    params = pm.inspect_notebook(NOTEBOOK)
-    assert set(yaml.safe_load(SMOKE.read_text())) <= set(params)
-    assert all(p["help"] for p in params.values())  # every parameter has its one-line comment
-
-
-def _run(params: dict, out: Path) -> dict:
-    pm.execute_notebook(
-        str(NOTEBOOK), str(out), parameters=params, kernel_name="python3", cwd=str(out.parent), progress_bar=False
-    )
-    return json.loads((Path(params["run_dir"]) / "summary.json").read_text())
+    assert_committed_clean(NOTEBOOK, SMOKE)
 
 
 @pytest.mark.slow
 def test_notebook_trains_warmup_then_mal_branch(smoke_corpus, tmp_path) -> None:
+    smoke = smoke_parameters(SMOKE)
     smoke = {
-        **yaml.safe_load(SMOKE.read_text()),
-        "base_config": str(ROOT / yaml.safe_load(SMOKE.read_text())["base_config"]),
+        **smoke,
+        "base_config": str(ROOT / smoke["base_config"]),
         "corpus_root": str(smoke_corpus),
     }
-    warm = _run({**smoke, "run_dir": str(tmp_path / "warmup")}, tmp_path / "warmup.ipynb")
+    warm = execute(NOTEBOOK, {**smoke, "run_dir": str(tmp_path / "warmup")}, tmp_path / "warmup.ipynb")
     assert warm["stage"] == "warmup" and warm["global_step"] == 4
-    mal_run = _run(
+    mal_run = execute(
+        NOTEBOOK,
         {
             **smoke,
             "run_dir": str(tmp_path / "mal"),

@@ -2,64 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import nbformat
-import papermill as pm
 import pytest
-import torch
-import yaml
+from notebook_checks import assert_committed_clean, execute, notebook_files, smoke_parameters, tiny_checkpoints
 
-import mal.models
-
-ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOK = ROOT / "notebooks" / "03_feature_space_analysis.ipynb"
-SMOKE = ROOT / "configs" / "smoke" / "03_feature_space_analysis.yaml"
+NOTEBOOK, SMOKE = notebook_files("03_feature_space_analysis")
 TINY = {
     "warmup": ("specmask", {"depth": 2, "hidden": 4, "gru_hidden": 16}),
     "baseline": ("waveunet", {"depth": 2, "hidden": 4, "lstm_layers": 1}),
 }
 
 
-def tiny_checkpoints(folder: Path) -> dict[str, str]:
-    """Random-init tiny models as stand-ins for trained ones (the notebook's code path is the same)."""
-    paths = {}
-    for i, (label, (name, hparams)) in enumerate(TINY.items()):
-        torch.manual_seed(i)
-        paths[label] = str(mal.models.save(mal.models.build(name, **hparams), folder / f"{label}.pt"))
-    return paths
-
-
 def test_notebook_is_committed_clean() -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert nb.metadata.kernelspec.name == "python3"
-    assert all(not c.get("outputs") and not c.get("execution_count") for c in nb.cells if c.cell_type == "code")
-    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
-    assert tagged == [1]
-    params = pm.inspect_notebook(NOTEBOOK)
-    assert set(yaml.safe_load(SMOKE.read_text())) <= set(params)
-    assert all(p["help"] for p in params.values())  # every parameter has its one-line comment
+    assert_committed_clean(NOTEBOOK, SMOKE)
 
 
 @pytest.mark.slow
 def test_notebook_runs_headless_with_smoke_parameters(smoke_corpus, tmp_path) -> None:
     params = {
-        **yaml.safe_load(SMOKE.read_text()),
+        **smoke_parameters(SMOKE),
         "run_dir": str(tmp_path / "run"),
         "data_root": str(smoke_corpus),
-        "checkpoints": tiny_checkpoints(tmp_path),
+        "checkpoints": tiny_checkpoints(tmp_path, TINY),
     }
-    pm.execute_notebook(
-        str(NOTEBOOK),
-        str(tmp_path / "out.ipynb"),
-        parameters=params,
-        kernel_name="python3",
-        cwd=str(tmp_path),
-        progress_bar=False,
-    )
+    summary = execute(NOTEBOOK, params, tmp_path / "out.ipynb")
     run = tmp_path / "run"
-    summary = json.loads((run / "summary.json").read_text())
     assert summary["n_files"] == 4 and summary["n_pairs"] == 4 * 3  # noisy + two systems per file
     assert summary["sources"] == ["noisy", "warmup", "baseline"]
     metrics = ["pesq_wb", "stoi", "si_sdr"]

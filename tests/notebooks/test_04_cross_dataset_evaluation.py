@@ -2,44 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
-import nbformat
-import papermill as pm
 import pytest
-import torch
-import yaml
+from notebook_checks import assert_committed_clean, execute, notebook_files, smoke_parameters, tiny_checkpoints
 
-import mal.models
-
-ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOK = ROOT / "notebooks" / "04_cross_dataset_evaluation.ipynb"
-SMOKE = ROOT / "configs" / "smoke" / "04_cross_dataset_evaluation.yaml"
+NOTEBOOK, SMOKE = notebook_files("04_cross_dataset_evaluation")
 TINY = {
     "baseline": ("specmask", {"depth": 2, "hidden": 4, "gru_hidden": 16}),
     "mal-frozen": ("specmask", {"depth": 2, "hidden": 4, "gru_hidden": 16}),
 }
 
 
-def tiny_checkpoints(folder: Path) -> dict[str, str]:
-    """Random-init tiny models stand in for trained ones (the notebook's code path is the same)."""
-    paths = {}
-    for i, (label, (name, hparams)) in enumerate(TINY.items()):
-        torch.manual_seed(i)
-        paths[label] = str(mal.models.save(mal.models.build(name, **hparams), folder / f"{label}.pt"))
-    return paths
-
-
 def test_notebook_is_committed_clean() -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert nb.metadata.kernelspec.name == "python3"
-    assert all(not c.get("outputs") and not c.get("execution_count") for c in nb.cells if c.cell_type == "code")
-    assert [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])] == [1]
-    params = pm.inspect_notebook(NOTEBOOK)
-    assert set(yaml.safe_load(SMOKE.read_text())) <= set(params)
-    assert all(p["help"] for p in params.values())  # every parameter has its one-line comment
+    params = assert_committed_clean(NOTEBOOK, SMOKE)
     assert "interactive" in params and params["interactive"]["default"] == "False"
 
 
@@ -47,20 +23,12 @@ def test_notebook_is_committed_clean() -> None:
 def test_notebook_runs_headless_with_smoke_parameters(smoke_corpus, tmp_path) -> None:
     run_dir = tmp_path / "run"
     params = {
-        **yaml.safe_load(SMOKE.read_text()),
+        **smoke_parameters(SMOKE),
         "run_dir": str(run_dir),
         "data_root": str(smoke_corpus),
-        "checkpoints": tiny_checkpoints(tmp_path),
+        "checkpoints": tiny_checkpoints(tmp_path, TINY),
     }
-    pm.execute_notebook(
-        str(NOTEBOOK),
-        str(tmp_path / "out.ipynb"),
-        parameters=params,
-        kernel_name="python3",
-        cwd=str(tmp_path),
-        progress_bar=False,
-    )
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = execute(NOTEBOOK, params, tmp_path / "out.ipynb")
     systems = {"noisy", "spectral-gating", "baseline", "mal-frozen"}
     assert set(summary["systems"]) == systems
     assert summary["datasets"]["in-domain"]["domain"] == "in-domain"

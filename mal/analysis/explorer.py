@@ -23,7 +23,7 @@ import torch
 
 from mal.analysis.features import encoder_features, feature_distance, layer_names
 from mal.analysis.inference import Enhancer, enhance_once
-from mal.analysis.study import Item, check_pair, item_meta, take
+from mal.analysis.study import Item, checked_items
 from mal.models.base import SEModel
 from mal.plots.analysis import log_spectrogram
 
@@ -58,10 +58,9 @@ class FeatureExplorer(widgets.VBox):
         self.systems = dict(systems)
         self.sample_rate = sample_rate
         self.enhancer = enhancer
-        self.items: list[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = []
-        for index, (noisy, clean, meta) in enumerate(take(items, max_items)):
-            info = item_meta(meta, index)
-            self.items.append((*check_pair(noisy, clean, info["file_id"]), info))
+        self.items: list[tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = [
+            (noisy, clean, meta) for meta, noisy, clean in checked_items(items, max_items, "explorer")
+        ]
         if not self.items:
             raise ValueError("FeatureExplorer: the dataset yielded no items")
         self._cache: dict[tuple[int, str], torch.Tensor] = {}

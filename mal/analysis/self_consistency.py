@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from mal.analysis.correlation import bootstrap_mean_ci
 from mal.analysis.harmonicity import harmonicity
 from mal.analysis.inference import Enhancer, Scorer, default_scorer, enhance_once, score_pair
-from mal.analysis.study import Item, check_pair, expected_count, item_meta, take
+from mal.analysis.study import Item, checked_items
 from mal.models.base import SEModel
 
 HARMONICITY_METRICS = ("hnr_db", "spectral_flatness")
@@ -180,16 +179,7 @@ def run_self_consistency(
         model.eval()
     rows: list[dict[str, Any]] = []
     examples: list[dict[str, Any]] = []
-    bar = tqdm(
-        take(items, n_files),
-        total=expected_count(items, n_files),
-        desc="self-consistency",
-        unit="file",
-        disable=not progress,
-    )
-    for index, (noisy_raw, clean_raw, meta_raw) in enumerate(bar):
-        meta = item_meta(meta_raw, index)
-        noisy, clean = check_pair(noisy_raw, clean_raw, meta["file_id"])
+    for meta, noisy, clean in checked_items(items, n_files, "self-consistency", progress):
         noisy_scores = _measure(scorer, clean, noisy, metrics, with_harmonicity, sample_rate)
         example = None
         if len(examples) < keep_examples:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -113,6 +113,19 @@ def expected_count(items: Iterable[Item], n_files: int | None) -> int | None:
     return size if n_files is None else min(size, n_files)
 
 
+def checked_items(
+    items: Iterable[Item], n_files: int | None, desc: str, progress: bool = False
+) -> Iterator[tuple[dict[str, Any], torch.Tensor, torch.Tensor]]:
+    """The first ``n_files`` items, validated, as ``(meta, noisy, clean)``, behind a tqdm bar (unit "file").
+
+    ``meta`` comes from :func:`item_meta`; ``noisy`` and ``clean`` are the ``(1, T)`` tensors of :func:`check_pair`.
+    """
+    bar = tqdm(take(items, n_files), total=expected_count(items, n_files), desc=desc, unit="file", disable=not progress)
+    for index, (noisy_raw, clean_raw, meta_raw) in enumerate(bar):
+        meta = item_meta(meta_raw, index)
+        yield (meta, *check_pair(noisy_raw, clean_raw, meta["file_id"]))
+
+
 def run_feature_study(
     judges: Mapping[str, SEModel],
     systems: Mapping[str, SEModel],
@@ -165,16 +178,7 @@ def run_feature_study(
     pooled: dict[str, list[np.ndarray]] = {}
     judge_layers: dict[str, tuple[list[int], list[str]]] = {}
     distance_columns: list[str] | None = None
-    bar = tqdm(
-        take(items, n_files),
-        total=expected_count(items, n_files),
-        desc="feature study",
-        unit="file",
-        disable=not progress,
-    )
-    for index, (noisy_raw, clean_raw, meta_raw) in enumerate(bar):
-        meta = item_meta(meta_raw, index)
-        noisy, clean = check_pair(noisy_raw, clean_raw, meta["file_id"])
+    for meta, noisy, clean in checked_items(items, n_files, "feature study", progress):
         estimates = {"noisy": noisy, **{label: enhancer(model, noisy) for label, model in systems.items()}}
         for label, est in estimates.items():
             if est.shape != clean.shape:

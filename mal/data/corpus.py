@@ -68,6 +68,7 @@ from mal.data.sources import (
     SourceFile,
     list_source_files,
     prepare_archives,
+    sha256_file,
 )
 from mal.data.synth_noise import COLOURS, coloured_noise, mains_hum
 from mal.io import atomic_write_json, atomic_write_text
@@ -566,18 +567,10 @@ def _write_pcm16(path: Path, wav: np.ndarray) -> None:
     path.write_bytes(buf.getvalue())
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _checksums(root: Path) -> str:
     """``sha256sum``-format listing of every manifest and audio file under ``root`` (sorted by path)."""
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".wav", ".csv"))
-    return "".join(f"{_sha256_file(p)}  {p.relative_to(root).as_posix()}\n" for p in files)
+    return "".join(f"{sha256_file(p)}  {p.relative_to(root).as_posix()}\n" for p in files)
 
 
 def split_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -953,7 +946,7 @@ def verify_corpus(root: str | Path, deep: bool = True) -> dict[str, Any]:
         path = root / rel
         if not path.is_file():
             problems.append(f"{path}: missing")
-        elif deep and _sha256_file(path) != digest:
+        elif deep and sha256_file(path) != digest:
             problems.append(f"{path}: content changed since the build")
     for split, info in meta.get("splits", {}).items():
         manifest = root / split / "manifest.csv"

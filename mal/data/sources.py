@@ -270,7 +270,8 @@ def archives_for(sources: list[str] | tuple[str, ...]) -> list[Archive]:
 # Fetching
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -314,7 +315,7 @@ def fetch_archive(archive: Archive, raw: Path, progress: bool = True) -> Path:
     """
     dest = Path(raw) / archive.folder / archive.filename
     if dest.exists():
-        got = _sha256(dest)
+        got = sha256_file(dest)
         if got != archive.sha256:
             raise DataError(
                 f"{dest}: SHA-256 {got[:12]}… does not match the pinned {archive.sha256[:12]}… for "
@@ -331,7 +332,7 @@ def fetch_archive(archive: Archive, raw: Path, progress: bool = True) -> Path:
             got_path = _download_with_tool(archive, tmpdir)
         except (OSError, subprocess.SubprocessError) as err:
             errors.append(f"{'apt-get download' if archive.kind == 'deb' else 'npm pack'}: {err}")
-        if got_path is None or _sha256(got_path) != archive.sha256:
+        if got_path is None or sha256_file(got_path) != archive.sha256:
             for p in tmpdir.iterdir():
                 p.unlink()
             got_path = tmpdir / archive.filename
@@ -346,7 +347,7 @@ def fetch_archive(archive: Archive, raw: Path, progress: bool = True) -> Path:
                 f"cannot download {archive.name} {archive.version}: {'; '.join(errors) or 'no tool and no network'}. "
                 f"Install {tool} or check the network, or fetch {archive.url} by hand into {dest}."
             )
-        got = _sha256(got_path)
+        got = sha256_file(got_path)
         if got != archive.sha256:
             raise DataError(
                 f"{archive.url}: downloaded file has SHA-256 {got[:12]}…, expected {archive.sha256[:12]}… "
@@ -464,7 +465,7 @@ def _apt_download_batch(archives: list[Archive], raw: Path) -> None:
             return
         for a in missing:
             got = Path(tmp) / a.filename
-            if got.is_file() and _sha256(got) == a.sha256:
+            if got.is_file() and sha256_file(got) == a.sha256:
                 os.replace(got, folder / a.filename)
 
 

@@ -57,7 +57,7 @@ def _archive(tmp_path: Path, path: Path, members: tuple[str, ...]) -> Archive:
         version="1:1.0-1",
         filename=path.name,
         url="http://invalid.example/fake.deb",
-        sha256=sources._sha256(path),
+        sha256=sources.sha256_file(path),
         size=path.stat().st_size,
         members=members,
         licence="CC0",

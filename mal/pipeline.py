@@ -218,7 +218,7 @@ def _analysed(cfg: PipelineConfig, judge: str) -> list[str]:
     labels = [judge]
     for mal_label, base_label in list(cfg.compare.items())[:1]:
         labels += [base_label, mal_label]
-    return labels + [s for s in cfg.analysis.get("extra_systems", []) if s not in labels]
+    return labels
 
 
 def run_pipeline(cfg: PipelineConfig, force: bool = False) -> Path:

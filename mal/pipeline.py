@@ -161,7 +161,7 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
     for label, spec in cfg.all_systems().items():
         spec = dict(spec)
         arch = spec.pop("arch")
-        # A stage-2 run continues its warm-up, so it inherits the warm-up's model and batch size.
+        # A stage-2 run continues its warm-up (see INHERITED_FROM_WARMUP).
         inherited = {k: v for k, v in cfg.warmup[arch].items() if k in INHERITED_FROM_WARMUP}
         params = {
             "threads": 1,
@@ -196,7 +196,7 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
         analysis["lossnet_checkpoint"] = str(lossnet_ckpt)
     analysis_deps = tuple(analysis["checkpoints"]) + (("lossnet",) if cfg.uses_lossnet() else ())
     steps.append(Step("analysis", "03_feature_space_analysis", analysis, cfg.run_dir("analysis"), analysis_deps))
-    mal_label, base_label = next(iter(cfg.compare.items())) if cfg.compare else ("", "")
+    mal_label, base_label = compared[0] if compared else ("", "")
     evaluation = {
         "workers": cfg.cores,
         **cfg.evaluation,

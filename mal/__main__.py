@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 # Order shown in --help: the pipeline's own order.
-COMMANDS = ("corpus", "train", "sweep", "evaluate", "enhance", "analyse", "pipeline")
+COMMANDS = ("corpus", "train", "sweep", "evaluate", "enhance", "pipeline")
 
 
 def available_commands() -> list[str]:

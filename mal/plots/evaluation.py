@@ -140,8 +140,9 @@ def listening_widget(out_dir: str | Path, dataset: str | None = None):
     ``normalize=False`` so relative loudness is preserved between versions.
     """
     import ipywidgets as widgets
-    import soundfile as sf
     from IPython.display import Audio, display
+
+    from mal.audio import read_audio
 
     root = Path(out_dir) / "audio"
     if not root.is_dir():
@@ -172,9 +173,10 @@ def listening_widget(out_dir: str | Path, dataset: str | None = None):
                 path = root / pick_dataset.value / version / f"{pick_file.value}.wav"
                 if not path.exists():
                     continue
-                audio, sr = sf.read(path, dtype="float32")
+                # read_audio names the file if it is corrupt; the player keeps the file's own rate.
+                audio, sr = read_audio(path, sample_rate=None)
                 display(widgets.HTML(f"<b>{version.strip('_')}</b>"))
-                display(Audio(audio, rate=sr, normalize=False))
+                display(Audio(audio[0].numpy(), rate=sr, normalize=False))
 
     pick_dataset.observe(refresh_files, names="value")
     pick_file.observe(show, names="value")

@@ -34,6 +34,7 @@ import torch
 
 from mal.config import ConfigBase, ConfigError
 from mal.io import atomic_open
+from mal.plan import DEFAULT_BASELINE, DEFAULT_MAL, default_checkpoints, default_corpus_root
 
 SystemKind = Literal["noisy", "spectral-gating", "checkpoint"]
 META_COLUMNS = ("snr_db", "noise_type", "speaker", "language", "rt60_s", "duration_s")
@@ -453,14 +454,6 @@ def load_result(out_dir: str | Path) -> EvalResult:
 # Notebook 04: cross-dataset evaluation
 
 
-def _default_checkpoints() -> dict[str, str]:
-    return {
-        "warmup": "runs/02_training/warmup/checkpoints/best.pt",
-        "baseline": "runs/02_training/baseline/checkpoints/best.pt",
-        "mal-frozen": "runs/02_training/mal-frozen/checkpoints/best.pt",
-    }
-
-
 def _default_eval_datasets() -> dict[str, str]:
     return {"in-domain": "test", "out-of-domain": "test_ood", "reverberant": "test_reverb"}
 
@@ -470,16 +463,16 @@ class CrossDatasetConfig(ConfigBase):
     """Parameters of notebooks/04_cross_dataset_evaluation.ipynb."""
 
     run_dir: str = "runs/04_cross_dataset_evaluation"  # config.yaml, summary.json, tables/, figures/
-    data_root: str = "data/corpora/quick"  # mal-offline corpus that plain split names refer to
+    data_root: str = dataclasses.field(default_factory=default_corpus_root)  # corpus plain split names refer to
     datasets: dict[str, str] = dataclasses.field(default_factory=_default_eval_datasets)  # label: split or L:ROOT:S
-    checkpoints: dict[str, str] = dataclasses.field(default_factory=_default_checkpoints)  # label: checkpoint path
+    checkpoints: dict[str, str] = dataclasses.field(default_factory=default_checkpoints)  # label: counted checkpoint
     baselines: str = "noisy,spectral-gating"  # non-learned systems, comma-separated
     metrics: str = ""  # comma-separated metric names; "" = every default metric
     delta_metrics: str = "pesq_wb,si_sdr,dnsmos_ovrl"  # metrics of the Δ-over-noisy table
     max_files: int = 0  # first N files per dataset (0 = all)
     workers: int = 2  # scoring processes
-    mal_system: str = "mal-frozen"  # MAL checkpoint label of the paired comparison
-    baseline_system: str = "baseline"  # the system MAL is compared with
+    mal_system: str = DEFAULT_MAL  # MAL checkpoint label of the paired comparison
+    baseline_system: str = DEFAULT_BASELINE  # the system MAL is compared with
     plot_kind: str = "box"  # box | violin
     n_boot: int = 2000  # bootstrap resamples
     seed: int = 0  # bootstrap seed

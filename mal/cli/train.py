@@ -2,8 +2,8 @@
 
 Examples:
   python -m mal train --config configs/quick/train_warmup.yaml
-  python -m mal train --config configs/quick/train_mal_frozen.yaml \
-      --set init_checkpoint=runs/quick/warmup/checkpoints/last.pt
+  python -m mal train --config configs/quick/train_stage2.yaml --set recipe=mal-frozen \
+      --set run_dir=runs/quick/mal-frozen
   python -m mal train --config configs/quick/train_warmup.yaml --resume
   python -m torch.distributed.run --nproc_per_node 4 -m mal train --config configs/full/train_warmup.yaml
 """
@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mal.train import TrainConfig, apply_overrides, train
-    from mal.training.params import parse_override
+    from mal.config import apply_overrides, parse_override
+    from mal.train import TrainConfig, train
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     path = Path(args.config)

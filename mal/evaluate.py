@@ -15,15 +15,15 @@ A file that cannot be loaded or enhanced gives NaN rows carrying the reason; eve
 Outputs under ``out_dir`` (written atomically): ``per_file.csv`` (tidy: system, dataset, file, metric, value,
 reason, plus meta columns such as snr_db/noise_type when the dataset knows them), ``summary.csv`` (mean, 95 %
 percentile-bootstrap CI, number of files behind the mean and of NaN files, per system × dataset × metric) and
-``config.yaml``. Bootstrap resampling uses a seed derived from (``seed``, system, dataset, metric), so tables are
-reproducible and do not depend on the order in which cells are computed.
+``config.yaml``. The statistics are :mod:`mal.stats` (a seed per table cell, so tables are reproducible and do
+not depend on the order in which cells are computed); notebook 04's config and tables are
+:mod:`mal.cross_dataset`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +34,7 @@ import torch
 
 from mal.config import ConfigBase, ConfigError
 from mal.io import atomic_open
-from mal.plan import DEFAULT_BASELINE, DEFAULT_MAL, default_checkpoints, default_corpus_root
+from mal.stats import paired_difference, summarise
 
 SystemKind = Literal["noisy", "spectral-gating", "checkpoint"]
 META_COLUMNS = ("snr_db", "noise_type", "speaker", "language", "rt60_s", "duration_s")
@@ -146,118 +146,6 @@ class EvalResult:
         return paired_difference(
             self.per_file, system_a, system_b, metric, dataset, n_boot=self.config.n_boot, seed=self.config.seed
         )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Statistics
-
-
-def _cell_seed(seed: int, *key: str) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32("\x1f".join(key).encode())])
-
-
-def bootstrap_ci(
-    values: np.ndarray, n_boot: int = 2000, rng: np.random.Generator | None = None, level: float = 0.95
-) -> tuple[float, float, float]:
-    """``(mean, low, high)``: the mean of the finite values and its percentile-bootstrap CI (NaN if empty)."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return math_nan(), math_nan(), math_nan()
-    if v.size == 1:
-        return float(v[0]), math_nan(), math_nan()
-    rng = rng or np.random.default_rng(0)
-    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
-    alpha = (1.0 - level) / 2
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(v.mean()), float(lo), float(hi)
-
-
-def math_nan() -> float:
-    return float("nan")
-
-
-def summarise(
-    per_file: pd.DataFrame, by: Sequence[str] = (), n_boot: int = 2000, seed: int = 0, domains: dict | None = None
-) -> pd.DataFrame:
-    """Mean, 95 % bootstrap CI, ``n_files`` (finite values) and ``n_nan`` per system × dataset × metric
-    (× the extra columns ``by``, e.g. ``("snr_db",)`` for per-SNR curves)."""
-    keys = ["system", "dataset", "metric", *by]
-    rows = []
-    for key, group in per_file.groupby(keys, sort=False, dropna=False):
-        values = group["value"].to_numpy(dtype=float)
-        mean, lo, hi = bootstrap_ci(values, n_boot, _cell_seed(seed, *map(str, key)))
-        finite = int(np.isfinite(values).sum())
-        rows.append((*key, mean, lo, hi, finite, int(values.size - finite)))
-    out = pd.DataFrame(rows, columns=[*keys, "mean", "ci_low", "ci_high", "n_files", "n_nan"])
-    if domains is not None:
-        out.insert(2, "domain", out["dataset"].map(domains).fillna(""))
-    return out
-
-
-def paired_difference(
-    per_file: pd.DataFrame,
-    system_a: str,
-    system_b: str,
-    metric: str,
-    dataset: str | None = None,
-    n_boot: int = 2000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Mean of ``a − b`` over the files where both systems have a finite value, with a 95 % bootstrap CI.
-
-    Args:
-        per_file: the tidy per-file table.
-        dataset: restrict to one dataset label (``None``: all datasets, files paired by (dataset, file)).
-
-    Returns:
-        ``{"system_a", "system_b", "metric", "dataset", "mean_diff", "ci_low", "ci_high", "n_files"}``; a CI that
-        excludes 0 means the difference is unlikely to be resampling noise.
-    """
-    rows = per_file[per_file["metric"] == metric]
-    if dataset is not None:
-        rows = rows[rows["dataset"] == dataset]
-    for name in (system_a, system_b):
-        if name not in set(per_file["system"]):
-            raise KeyError(f"system {name!r} not in the table; systems are {sorted(set(per_file['system']))}")
-    wide = rows.pivot_table(index=["dataset", "file"], columns="system", values="value", aggfunc="first")
-    if system_a not in wide or system_b not in wide:
-        diff = np.array([])
-    else:
-        diff = (wide[system_a] - wide[system_b]).to_numpy(dtype=float)
-    mean, lo, hi = bootstrap_ci(diff, n_boot, _cell_seed(seed, system_a, system_b, metric, str(dataset)))
-    return {
-        "system_a": system_a,
-        "system_b": system_b,
-        "metric": metric,
-        "dataset": dataset if dataset is not None else "all",
-        "mean_diff": mean,
-        "ci_low": lo,
-        "ci_high": hi,
-        "n_files": int(np.isfinite(diff).sum()),
-    }
-
-
-def improvement_table(
-    per_file: pd.DataFrame,
-    baseline: str = "noisy",
-    metrics: Sequence[str] | None = None,
-    systems: Sequence[str] | None = None,
-    n_boot: int = 2000,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Paired difference of every system over ``baseline`` (ΔPESQ, ΔSI-SDR, …) per dataset and metric."""
-    metrics = list(metrics) if metrics is not None else list(dict.fromkeys(per_file["metric"]))
-    systems = [s for s in (systems or dict.fromkeys(per_file["system"])) if s != baseline]
-    rows = [
-        paired_difference(per_file, s, baseline, m, d, n_boot=n_boot, seed=seed)
-        for d in dict.fromkeys(per_file["dataset"])
-        for s in systems
-        for m in metrics
-    ]
-    return pd.DataFrame(
-        rows, columns=["system_a", "system_b", "metric", "dataset", "mean_diff", "ci_low", "ci_high", "n_files"]
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -448,151 +336,3 @@ def load_result(out_dir: str | Path) -> EvalResult:
     return EvalResult(
         per_file=per_file, summary=summary, config=EvalConfig.load(out_dir / "config.yaml"), out_dir=out_dir
     )
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Notebook 04: cross-dataset evaluation
-
-
-def _default_eval_datasets() -> dict[str, str]:
-    return {"in-domain": "test", "out-of-domain": "test_ood", "reverberant": "test_reverb"}
-
-
-@dataclasses.dataclass
-class CrossDatasetConfig(ConfigBase):
-    """Parameters of notebooks/04_cross_dataset_evaluation.ipynb."""
-
-    run_dir: str = "runs/04_cross_dataset_evaluation"  # config.yaml, summary.json, tables/, figures/
-    data_root: str = dataclasses.field(default_factory=default_corpus_root)  # corpus plain split names refer to
-    datasets: dict[str, str] = dataclasses.field(default_factory=_default_eval_datasets)  # label: split or L:ROOT:S
-    checkpoints: dict[str, str] = dataclasses.field(default_factory=default_checkpoints)  # label: counted checkpoint
-    baselines: str = "noisy,spectral-gating"  # non-learned systems, comma-separated
-    metrics: str = ""  # comma-separated metric names; "" = every default metric
-    delta_metrics: str = "pesq_wb,si_sdr,dnsmos_ovrl"  # metrics of the Δ-over-noisy table
-    max_files: int = 0  # first N files per dataset (0 = all)
-    workers: int = 2  # scoring processes
-    mal_system: str = DEFAULT_MAL  # MAL checkpoint label of the paired comparison
-    baseline_system: str = DEFAULT_BASELINE  # the system MAL is compared with
-    plot_kind: str = "box"  # box | violin
-    n_boot: int = 2000  # bootstrap resamples
-    seed: int = 0  # bootstrap seed
-    device: str = ""  # model device; "" = CUDA when available
-    listen_files: int = 3  # files per dataset whose audio is kept for listening
-    metric_cache: str = ""  # SQLite memo of metric values (share it with the pipeline); "" = tables/metric_cache.sqlite
-    interactive: bool = False  # build the ipywidgets A/B player
-
-    def validate(self) -> None:
-        if self.plot_kind not in ("box", "violin"):
-            raise ConfigError(f"CrossDatasetConfig.plot_kind must be 'box' or 'violin', got {self.plot_kind!r}")
-        if not self.datasets:
-            raise ConfigError("CrossDatasetConfig.datasets is empty")
-        from mal.metrics import resolve_metrics
-
-        for field in ("metrics", "delta_metrics"):
-            try:
-                resolve_metrics(_split(getattr(self, field)) or None)
-            except ValueError as err:
-                raise ConfigError(f"CrossDatasetConfig.{field}: {err}") from err
-        self.eval_config()  # every system and dataset spec must be valid too
-
-    def dataset_specs(self) -> list[DatasetSpec]:
-        specs = []
-        for label, where in self.datasets.items():
-            if ":" in where:  # LOADER:ROOT:SPLIT for corpora other than the mal-offline one at data_root
-                loader, _, rest = where.partition(":")
-                root, _, split = rest.rpartition(":") if rest.count(":") else (rest, "", "")
-                specs.append(DatasetSpec(label, loader, root, split, self.max_files))
-            else:
-                specs.append(DatasetSpec(label, "mal-offline", self.data_root, where, self.max_files))
-        return specs
-
-    def system_specs(self) -> list[SystemSpec]:
-        systems = [SystemSpec(b, b) for b in _split(self.baselines)]
-        return systems + [SystemSpec(label, "checkpoint", path) for label, path in self.checkpoints.items()]
-
-    def eval_config(self) -> EvalConfig:
-        return EvalConfig.from_params(
-            systems=[s.to_dict() for s in self.system_specs()],
-            datasets=[d.to_dict() for d in self.dataset_specs()],
-            metrics=_split(self.metrics),
-            workers=self.workers,
-            out_dir=str(Path(self.run_dir) / "tables"),
-            audio_examples=self.listen_files,
-            cache_path=self.metric_cache,
-            n_boot=self.n_boot,
-            seed=self.seed,
-            device=self.device,
-        )
-
-    def delta_metric_list(self) -> list[str]:
-        return _split(self.delta_metrics)
-
-
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def format_summary(
-    summary: pd.DataFrame, domain: str | None = None, metrics: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """A readable table: rows dataset × system, columns metrics, cells ``mean [ci_low, ci_high]`` (n files)."""
-    s = summary if domain is None else summary[summary["domain"] == domain]
-    if metrics is not None:
-        s = s[s["metric"].isin(metrics)]
-    if s.empty:
-        return pd.DataFrame()
-
-    def cell(r: pd.Series) -> str:
-        if not np.isfinite(r["mean"]):
-            return "n/a"
-        ci = f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if np.isfinite(r["ci_low"]) else ""
-        return f"{r['mean']:.2f}{ci} (n={int(r['n_files'])})"
-
-    s = s.assign(cell=s.apply(cell, axis=1))
-    table = s.pivot_table(index=["dataset", "system"], columns="metric", values="cell", aggfunc="first", sort=False)
-    order = [m for m in dict.fromkeys(s["metric"])]
-    return table[order]
-
-
-def mal_vs_baseline(
-    per_file: pd.DataFrame, mal_system: str, baseline_system: str, metrics: Sequence[str] | None = None,
-    n_boot: int = 2000, seed: int = 0,
-) -> pd.DataFrame:  # fmt: skip
-    """Paired ``MAL − baseline`` per dataset and metric; empty (with a note in ``reason``) when either is missing."""
-    present = set(per_file["system"])
-    missing = [s for s in (mal_system, baseline_system) if s not in present]
-    if missing:
-        return pd.DataFrame([{"reason": f"system(s) {missing} not evaluated; systems are {sorted(present)}"}])
-    return improvement_table(per_file, baseline_system, metrics, [mal_system], n_boot=n_boot, seed=seed)
-
-
-def write_notebook_summary(
-    path: str | Path, result: EvalResult, improvements: pd.DataFrame, comparison: pd.DataFrame
-) -> Path:
-    """Record the headline numbers of notebook 04 as JSON (atomic): the summary table, Δ over noisy and MAL vs
-    baseline, plus what was evaluated."""
-    from mal.io import atomic_write_json
-
-    cfg = result.config
-    payload = {
-        "systems": [s.name for s in cfg.systems],
-        "datasets": {
-            d.name: {"domain": d.resolved_domain(), "loader": d.loader, "split": d.split} for d in cfg.datasets
-        },
-        "metrics": list(dict.fromkeys(result.per_file["metric"])),
-        "n_files": result.per_file.groupby("dataset")["file"].nunique().to_dict(),
-        "summary": json_records(result.summary),
-        "improvement_over_noisy": json_records(improvements),
-        "mal_vs_baseline": json_records(comparison),
-    }
-    return atomic_write_json(path, payload)
-
-
-def json_records(frame: pd.DataFrame) -> list[dict]:
-    """DataFrame rows as JSON-ready dicts (NaN → None, numpy scalars → Python)."""
-
-    def clean(v: Any) -> Any:
-        v = v.item() if hasattr(v, "item") else v
-        return None if isinstance(v, float) and not np.isfinite(v) else v
-
-    return [{k: clean(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]

@@ -95,7 +95,7 @@ def metric_table(summary: pd.DataFrame, dataset: str, systems: list[str], metric
 
 def paired_table(per_file: pd.DataFrame, pairs: list[tuple[str, str]], datasets: list[str], n_boot: int, seed: int):
     """Markdown table of paired differences ``a − b`` with bootstrap CIs, per dataset and metric."""
-    from mal.evaluate import paired_difference
+    from mal.stats import paired_difference
 
     metrics = [m for m in PAIRED_METRICS if m in set(per_file["metric"])]
     lines = ["| comparison | dataset | " + " | ".join(f"Δ {m}" for m in metrics) + " | files |"]

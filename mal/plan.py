@@ -255,8 +255,8 @@ def _training_step(name: str, cfg: Any, deps: tuple[str, ...], extra: dict[str, 
 def build_steps(plan: StudyPlan) -> list[Step]:
     """The whole study as notebook steps with their dependencies; every notebook's config is validated here."""
     from mal.analysis.config import AnalysisConfig
+    from mal.cross_dataset import CrossDatasetConfig
     from mal.data.preparation import DataPreparationConfig
-    from mal.evaluate import CrossDatasetConfig
     from mal.pretrain import LossNetPretrainConfig
 
     corpus_root = str(plan.corpus_root)

@@ -10,8 +10,8 @@ import pytest
 from notebook_checks import ROOT
 
 from mal.analysis.config import AnalysisConfig
+from mal.cross_dataset import CrossDatasetConfig
 from mal.data.preparation import DataPreparationConfig
-from mal.evaluate import CrossDatasetConfig
 from mal.pretrain import LossNetPretrainConfig
 from mal.train import TrainConfig, train
 

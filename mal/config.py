@@ -150,6 +150,10 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+def _is_config(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, ConfigBase)
+
+
 def _get_path(mapping: Mapping[str, Any], path: str) -> Any:
     node: Any = mapping
     for part in path.split("."):
@@ -234,6 +238,15 @@ class ConfigBase:
                 f"{cls.__name__}: unknown parameter(s) {', '.join(prefix + u for u in unknown)}; "
                 f"valid names are: {', '.join(sorted(names))}"
             )
+        # A partial nested section is laid over that field's own default (which may differ from its class's).
+        for f in dataclasses.fields(cls):
+            value = merged.get(f.name)
+            if (
+                isinstance(value, Mapping)
+                and _is_config(hints[f.name])
+                and f.default_factory is not dataclasses.MISSING
+            ):
+                merged[f.name] = deep_merge(f.default_factory().to_dict(), value)
         kwargs = {k: _coerce(v, hints[k], f"{cls.__name__}.{prefix}{k}") for k, v in merged.items()}
         try:
             obj = cls(**kwargs)

@@ -8,93 +8,74 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from mal.config import ConfigBase, ConfigError
-from mal.evaluate import DatasetSpec, EvalConfig, EvalResult, SystemSpec
-from mal.plan import DEFAULT_BASELINE, DEFAULT_MAL, default_checkpoints, default_corpus_root
+from mal.evaluate import EvalConfig, EvalResult
+from mal.plan import DEFAULT_BASELINE, DEFAULT_MAL, default_checkpoints
 from mal.stats import improvement_table
 
 
-def _default_eval_datasets() -> dict[str, str]:
-    return {"in-domain": "test", "out-of-domain": "test_ood", "reverberant": "test_reverb"}
+def _notebook_evaluation() -> EvalConfig:
+    """What notebook 04 evaluates when run on its own: the default study's systems on every test split, keeping
+    the audio of 3 files per dataset for the listening widget."""
+    return EvalConfig(
+        datasets={"in-domain": "test", "out-of-domain": "test_ood", "reverberant": "test_reverb"},
+        checkpoints=default_checkpoints(),
+        audio_examples=3,
+    )
 
 
 @dataclasses.dataclass
 class CrossDatasetConfig(ConfigBase):
-    """Parameters of notebooks/04_cross_dataset_evaluation.ipynb."""
+    """Notebook 04: an evaluation (:class:`mal.evaluate.EvalConfig`, where its settings live) and how to show it."""
+
+    # Notebook 04's parameters: flat name → field; other EvalConfig fields travel in ``overrides``.
+    PARAMETERS: ClassVar[dict[str, str]] = {
+        "run_dir": "run_dir",
+        "data_root": "evaluation.data_root",
+        "datasets": "evaluation.datasets",
+        "checkpoints": "evaluation.checkpoints",
+        "baselines": "evaluation.baselines",
+        "metrics": "evaluation.metrics",
+        "delta_metrics": "delta_metrics",
+        "max_files": "evaluation.max_files",
+        "workers": "evaluation.workers",
+        "mal_system": "mal_system",
+        "baseline_system": "baseline_system",
+        "plot_kind": "plot_kind",
+        "n_boot": "evaluation.n_boot",
+        "seed": "evaluation.seed",
+        "device": "evaluation.device",
+        "listen_files": "evaluation.audio_examples",
+        "metric_cache": "evaluation.cache_path",
+        "interactive": "interactive",
+    }
 
     run_dir: str = "runs/04_cross_dataset_evaluation"  # config.yaml, summary.json, tables/, figures/
-    data_root: str = dataclasses.field(default_factory=default_corpus_root)  # corpus plain split names refer to
-    datasets: dict[str, str] = dataclasses.field(default_factory=_default_eval_datasets)  # label: split or L:ROOT:S
-    checkpoints: dict[str, str] = dataclasses.field(default_factory=default_checkpoints)  # label: counted checkpoint
-    baselines: str = "noisy,spectral-gating"  # non-learned systems, comma-separated
-    metrics: str = ""  # comma-separated metric names; "" = every default metric
-    delta_metrics: str = "pesq_wb,si_sdr,dnsmos_ovrl"  # metrics of the Δ-over-noisy table
-    max_files: int = 0  # first N files per dataset (0 = all)
-    workers: int = 2  # scoring processes
+    evaluation: EvalConfig = dataclasses.field(default_factory=_notebook_evaluation)  # tables go to run_dir/tables
+    delta_metrics: list[str] = dataclasses.field(default_factory=lambda: ["pesq_wb", "si_sdr", "dnsmos_ovrl"])
     mal_system: str = DEFAULT_MAL  # MAL checkpoint label of the paired comparison
     baseline_system: str = DEFAULT_BASELINE  # the system MAL is compared with
-    plot_kind: str = "box"  # box | violin
-    n_boot: int = 2000  # bootstrap resamples
-    seed: int = 0  # bootstrap seed
-    device: str = ""  # model device; "" = CUDA when available
-    listen_files: int = 3  # files per dataset whose audio is kept for listening
-    metric_cache: str = ""  # SQLite memo of metric values (share it with the pipeline); "" = tables/metric_cache.sqlite
+    plot_kind: Literal["box", "violin"] = "box"  # distribution plots
     interactive: bool = False  # build the ipywidgets A/B player
 
     def validate(self) -> None:
-        if self.plot_kind not in ("box", "violin"):
-            raise ConfigError(f"CrossDatasetConfig.plot_kind must be 'box' or 'violin', got {self.plot_kind!r}")
-        if not self.datasets:
-            raise ConfigError("CrossDatasetConfig.datasets is empty")
         from mal.metrics import resolve_metrics
 
-        for field in ("metrics", "delta_metrics"):
-            try:
-                resolve_metrics(_split(getattr(self, field)) or None)
-            except ValueError as err:
-                raise ConfigError(f"CrossDatasetConfig.{field}: {err}") from err
-        self.eval_config()  # every system and dataset spec must be valid too
-
-    def dataset_specs(self) -> list[DatasetSpec]:
-        specs = []
-        for label, where in self.datasets.items():
-            if ":" in where:  # LOADER:ROOT:SPLIT for corpora other than the mal-offline one at data_root
-                loader, _, rest = where.partition(":")
-                root, _, split = rest.rpartition(":") if rest.count(":") else (rest, "", "")
-                specs.append(DatasetSpec(label, loader, root, split, self.max_files))
-            else:
-                specs.append(DatasetSpec(label, "mal-offline", self.data_root, where, self.max_files))
-        return specs
-
-    def system_specs(self) -> list[SystemSpec]:
-        systems = [SystemSpec(b, b) for b in _split(self.baselines)]
-        return systems + [SystemSpec(label, "checkpoint", path) for label, path in self.checkpoints.items()]
+        if not self.evaluation.datasets:
+            raise ConfigError("CrossDatasetConfig: evaluation.datasets is empty")
+        try:
+            resolve_metrics(self.delta_metrics or None)
+        except ValueError as err:
+            raise ConfigError(f"CrossDatasetConfig.delta_metrics: {err}") from err
 
     def eval_config(self) -> EvalConfig:
-        return EvalConfig.from_params(
-            systems=[s.to_dict() for s in self.system_specs()],
-            datasets=[d.to_dict() for d in self.dataset_specs()],
-            metrics=_split(self.metrics),
-            workers=self.workers,
-            out_dir=str(Path(self.run_dir) / "tables"),
-            audio_examples=self.listen_files,
-            cache_path=self.metric_cache,
-            n_boot=self.n_boot,
-            seed=self.seed,
-            device=self.device,
-        )
-
-    def delta_metric_list(self) -> list[str]:
-        return _split(self.delta_metrics)
-
-
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+        """The evaluation, writing its tables to ``<run_dir>/tables``."""
+        return self.evaluation.replace(out_dir=str(Path(self.run_dir) / "tables"))
 
 
 def format_summary(
@@ -140,9 +121,9 @@ def write_notebook_summary(
 
     cfg = result.config
     payload = {
-        "systems": [s.name for s in cfg.systems],
+        "systems": [s.name for s in cfg.system_specs()],
         "datasets": {
-            d.name: {"domain": d.resolved_domain(), "loader": d.loader, "split": d.split} for d in cfg.datasets
+            d.name: {"domain": d.resolved_domain(), "loader": d.loader, "split": d.split} for d in cfg.dataset_specs()
         },
         "metrics": list(dict.fromkeys(result.per_file["metric"])),
         "n_files": result.per_file.groupby("dataset")["file"].nunique().to_dict(),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ import torch
 
 from mal.config import ConfigBase, ConfigError
 from mal.io import atomic_open
+from mal.plan import default_corpus_root
 from mal.stats import paired_difference, summarise
 
 SystemKind = Literal["noisy", "spectral-gating", "checkpoint"]
@@ -43,60 +44,64 @@ SUMMARY_COLUMNS = ("system", "dataset", "domain", "metric", "mean", "ci_low", "c
 SAMPLE_RATE = 16000
 
 
-@dataclasses.dataclass
-class SystemSpec(ConfigBase):
-    """One system to evaluate."""
+BASELINE_KINDS = ("noisy", "spectral-gating")
+
+
+@dataclasses.dataclass(frozen=True)
+class SystemSpec:
+    """One system to evaluate, as :meth:`EvalConfig.system_specs` resolves it."""
 
     name: str  # label in every table and figure
     kind: SystemKind = "checkpoint"  # noisy | spectral-gating | checkpoint
     checkpoint: str = ""  # path of a mal checkpoint (kind "checkpoint" only)
 
-    def validate(self) -> None:
-        if not self.name:
-            raise ConfigError("SystemSpec.name must not be empty")
-        if self.kind == "checkpoint" and not self.checkpoint:
-            raise ConfigError(f"SystemSpec {self.name!r}: kind 'checkpoint' needs a checkpoint path")
-        if self.kind != "checkpoint" and self.checkpoint:
-            raise ConfigError(f"SystemSpec {self.name!r}: kind {self.kind!r} takes no checkpoint")
 
-
-@dataclasses.dataclass
-class DatasetSpec(ConfigBase):
-    """One evaluation set: a label and how to open it with :func:`mal.data.open_dataset`."""
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """One evaluation set, as :meth:`EvalConfig.dataset_specs` resolves it for :func:`mal.data.open_dataset`."""
 
     name: str  # label in every table and figure
     loader: str = "mal-offline"  # open_dataset layout name
     root: str = ""  # dataset root folder
     split: str = "test"  # split passed to open_dataset
     max_files: int = 0  # evaluate only the first N files (0 = all)
-    domain: str = ""  # "in-domain" / "out-of-domain"; "" infers it (mal-offline train/valid/test = in-domain)
-
-    def validate(self) -> None:
-        if not self.name:
-            raise ConfigError("DatasetSpec.name must not be empty")
-        if self.max_files < 0:
-            raise ConfigError(f"DatasetSpec {self.name!r}: max_files must be >= 0, got {self.max_files}")
 
     def resolved_domain(self) -> str:
-        if self.domain:
-            return self.domain
+        """``in-domain`` for the mal-offline corpus's own splits, ``out-of-domain`` for anything else."""
         from mal.data.corpus import IN_DOMAIN_SPLITS
 
         in_domain = self.loader == "mal-offline" and self.split in IN_DOMAIN_SPLITS
         return "in-domain" if in_domain else "out-of-domain"
 
 
-def _default_systems() -> list[SystemSpec]:
-    return [SystemSpec("noisy", "noisy"), SystemSpec("spectral-gating", "spectral-gating")]
+def parse_location(where: str, data_root: str) -> tuple[str, str, str]:
+    """Where a dataset is → ``(loader, root, split)``.
+
+    ``"test_ood"`` is a split of the mal-offline corpus at ``data_root``; ``"LOADER:ROOT[:SPLIT]"`` names any
+    loader (the root may itself contain ``:`` only when a split follows, e.g. ``folders:C:/data:``).
+    """
+    if ":" not in where:
+        return "mal-offline", data_root, where
+    loader, _, location = where.partition(":")
+    root, split = location, ""
+    head, sep, tail = location.rpartition(":")
+    if sep and "/" not in tail and "\\" not in tail:
+        root, split = head, tail
+    if not loader or not root:
+        raise ConfigError(f"dataset location {where!r}: expected a split name or LOADER:ROOT[:SPLIT]")
+    return loader, root, split
 
 
 @dataclasses.dataclass
 class EvalConfig(ConfigBase):
-    """Everything an evaluation run needs (``python -m mal evaluate --config``)."""
+    """Everything an evaluation run needs (``python -m mal evaluate``, notebook 04's ``evaluation``)."""
 
-    systems: list[SystemSpec] = dataclasses.field(default_factory=_default_systems)  # systems to compare
-    datasets: list[DatasetSpec] = dataclasses.field(default_factory=list)  # evaluation sets
+    data_root: str = dataclasses.field(default_factory=default_corpus_root)  # corpus plain split names refer to
+    datasets: dict[str, str] = dataclasses.field(default_factory=dict)  # label: split of data_root or L:ROOT[:S]
+    checkpoints: dict[str, str] = dataclasses.field(default_factory=dict)  # label: mal checkpoint of a system
+    baselines: list[str] = dataclasses.field(default_factory=lambda: list(BASELINE_KINDS))  # non-learned systems
     metrics: list[str] = dataclasses.field(default_factory=list)  # metric names; [] = every default metric
+    max_files: int = 0  # evaluate only the first N files of each dataset (0 = all)
     workers: int = 1  # scoring processes
     out_dir: str = "runs/evaluate"  # per_file.csv, summary.csv, config.yaml (+ audio/) go here
     chunk_seconds: float = 20.0  # checkpoint systems enhance longer files in overlapping chunks
@@ -113,12 +118,19 @@ class EvalConfig(ConfigBase):
     def validate(self) -> None:
         from mal.metrics import resolve_metrics
 
-        names = [s.name for s in self.systems]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"EvalConfig.systems: duplicate names {names}")
-        labels = [d.name for d in self.datasets]
-        if len(set(labels)) != len(labels):
-            raise ConfigError(f"EvalConfig.datasets: duplicate names {labels}")
+        unknown = [b for b in self.baselines if b not in BASELINE_KINDS]
+        if unknown:
+            raise ConfigError(f"EvalConfig.baselines: unknown {unknown}; choose from {list(BASELINE_KINDS)}")
+        names = [*self.baselines, *self.checkpoints]
+        if len(set(names)) != len(names) or any(not n.strip() for n in names):
+            raise ConfigError(f"EvalConfig: system names must be unique and non-empty, got {names}")
+        empty = [label for label, path in self.checkpoints.items() if not path.strip()]
+        if empty:
+            raise ConfigError(f"EvalConfig.checkpoints: {empty} need a checkpoint path")
+        for where in self.datasets.values():
+            parse_location(where, self.data_root)
+        if self.max_files < 0:
+            raise ConfigError(f"EvalConfig.max_files must be >= 0, got {self.max_files}")
         if self.workers < 1:
             raise ConfigError(f"EvalConfig.workers must be >= 1, got {self.workers}")
         if self.audio_examples < -1:
@@ -131,6 +143,17 @@ class EvalConfig(ConfigBase):
             resolve_metrics(self.metrics or None)
         except ValueError as err:
             raise ConfigError(f"EvalConfig.metrics: {err}") from err
+
+    def system_specs(self) -> list[SystemSpec]:
+        """The baselines, then every checkpoint, in order."""
+        systems = [SystemSpec(b, b) for b in self.baselines]  # type: ignore[arg-type]  # validated names
+        return systems + [SystemSpec(label, "checkpoint", path) for label, path in self.checkpoints.items()]
+
+    def dataset_specs(self) -> list[DatasetSpec]:
+        """Every dataset, opened as :func:`parse_location` reads its location."""
+        return [
+            DatasetSpec(label, *parse_location(w, self.data_root), self.max_files) for label, w in self.datasets.items()
+        ]
 
 
 @dataclasses.dataclass
@@ -199,8 +222,8 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
     cfg.save(out_dir / "config.yaml")
     metrics = resolve_metrics(cfg.metrics or None)
     device = torch.device(cfg.device) if cfg.device else default_device()
-    systems = [_System(s, cfg, device) for s in cfg.systems]  # load every checkpoint before any work
-    opened = [(d, open_dataset(d.loader, d.root, d.split)) for d in cfg.datasets]
+    systems = [_System(s, cfg, device) for s in cfg.system_specs()]  # load every checkpoint before any work
+    opened = [(d, open_dataset(d.loader, d.root, d.split)) for d in cfg.dataset_specs()]
 
     tasks: list[tuple[str, str, str, dict[str, Any]]] = []  # index → (system, dataset, file, meta)
     failed: dict[int, str] = {}  # task index → reason (load or enhancement failure)
@@ -244,7 +267,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
             cache=(cfg.cache_path or out_dir / "metric_cache.sqlite") if cfg.cache else None,
         )
     per_file = _assemble(scored, tasks, failed, metrics)
-    domains = {d.name: d.resolved_domain() for d in cfg.datasets}
+    domains = {d.name: d.resolved_domain() for d in cfg.dataset_specs()}
     summary = summarise(per_file, n_boot=cfg.n_boot, seed=cfg.seed, domains=domains)
     _write_csv(per_file, out_dir / "per_file.csv")
     _write_csv(summary, out_dir / "summary.csv")
@@ -296,26 +319,27 @@ def _write_example(
 
 
 def evaluate(
-    systems: Sequence[SystemSpec | dict[str, Any]],
-    datasets: Sequence[DatasetSpec | dict[str, Any]],
+    datasets: Mapping[str, str],
+    checkpoints: Mapping[str, str] | None = None,
     metrics: Sequence[str] | None = None,
     workers: int = 1,
     out_dir: str | Path = "runs/evaluate",
     **options: Any,
 ) -> EvalResult:
-    """Evaluate ``systems`` on ``datasets``; ``options`` are further :class:`EvalConfig` fields.
+    """Evaluate the baselines and ``checkpoints`` on ``datasets``; ``options`` are further :class:`EvalConfig`
+    fields.
 
     Example::
 
         result = evaluate(
-            [SystemSpec("noisy", "noisy"), SystemSpec("mal", "checkpoint", "runs/mal/last.pt")],
-            [DatasetSpec("in-domain", "mal-offline", "data/corpora/quick", "test")],
+            {"in-domain": "test", "vbd": "voicebank-demand:/data/vbd:test"},
+            {"mal": "runs/quick/specmask-mal-all/checkpoints/last.pt"},
             metrics=["pesq_wb", "si_sdr"], workers=2, out_dir="runs/eval")
         result.summary; result.paired_difference("mal", "noisy", "pesq_wb")
     """
     cfg = EvalConfig.from_params(
-        systems=[s.to_dict() if isinstance(s, SystemSpec) else dict(s) for s in systems],
-        datasets=[d.to_dict() if isinstance(d, DatasetSpec) else dict(d) for d in datasets],
+        datasets=dict(datasets),
+        checkpoints=dict(checkpoints or {}),
         metrics=list(metrics or []),
         workers=workers,
         out_dir=str(out_dir),

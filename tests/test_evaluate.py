@@ -11,7 +11,7 @@ from speech_signals import mix_at_snr, speech_like
 import mal.models
 from mal.__main__ import main
 from mal.config import ConfigError
-from mal.evaluate import DatasetSpec, EvalConfig, SystemSpec, evaluate, load_result
+from mal.evaluate import DatasetSpec, EvalConfig, evaluate, load_result
 from mal.metrics import score
 from mal.stats import improvement_table, paired_difference
 
@@ -44,16 +44,11 @@ def result(folders, tmp_path_factory):
     root, _ = folders
     ckpt = tmp_path_factory.mktemp("ckpt") / "specmask.pt"
     mal.models.save(mal.models.build("specmask"), ckpt)
-    systems = [
-        SystemSpec("noisy", "noisy"),
-        SystemSpec("spectral-gating", "spectral-gating"),
-        SystemSpec("specmask-untrained", "checkpoint", str(ckpt)),
-    ]
     out = tmp_path_factory.mktemp("eval")
     with pytest.warns(UserWarning, match="could not be loaded"):
         return evaluate(
-            systems,
-            [DatasetSpec("toy", "folders", root, "")],
+            {"toy": f"folders:{root}"},
+            {"specmask-untrained": str(ckpt)},
             METRICS,
             workers=1,
             out_dir=out,
@@ -129,14 +124,26 @@ def test_paired_difference(result) -> None:
 
 
 def test_config_validation() -> None:
-    with pytest.raises(ConfigError, match="needs a checkpoint"):
-        SystemSpec.from_params(dict(name="x", kind="checkpoint"))
-    with pytest.raises(ConfigError, match="duplicate"):
-        EvalConfig.from_params(dict(systems=[dict(name="a", kind="noisy"), dict(name="a", kind="noisy")]))
+    with pytest.raises(ConfigError, match="need a checkpoint path"):
+        EvalConfig.from_params(dict(checkpoints={"x": ""}))
+    with pytest.raises(ConfigError, match="unique"):
+        EvalConfig.from_params(dict(checkpoints={"noisy": "a.pt"}))
     with pytest.raises(ConfigError, match="unknown metric"):
         EvalConfig.from_params(dict(metrics=["pesq"]))
-    with pytest.raises(ConfigError, match="kind"):
-        SystemSpec.from_params(dict(name="x", kind="wiener"))
+    with pytest.raises(ConfigError, match="baselines"):
+        EvalConfig.from_params(dict(baselines=["wiener"]))
+
+
+def test_dataset_locations_resolve_to_loaders() -> None:
+    cfg = EvalConfig.from_params(
+        dict(data_root="c", datasets={"in": "test", "ood": "folders:/x/y", "vbd": "voicebank-demand:/d:test"})
+    )
+    assert cfg.dataset_specs() == [
+        DatasetSpec("in", "mal-offline", "c", "test"),
+        DatasetSpec("ood", "folders", "/x/y", ""),
+        DatasetSpec("vbd", "voicebank-demand", "/d", "test"),
+    ]
+    assert [s.name for s in cfg.system_specs()] == ["noisy", "spectral-gating"]
 
 
 def test_cli(folders, tmp_path, capsys) -> None:

@@ -138,18 +138,6 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``top`` laid over it, section by section: a non-empty mapping in both is merged; any other
-    value in ``top`` replaces ``base``'s (so an explicit ``{}`` means "none", e.g. ``calibrate: {}``)."""
-    out = copy.deepcopy(dict(base))
-    for key, value in top.items():
-        if isinstance(value, Mapping) and value and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def _is_config(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, ConfigBase)
 
@@ -238,7 +226,8 @@ class ConfigBase:
                 f"{cls.__name__}: unknown parameter(s) {', '.join(prefix + u for u in unknown)}; "
                 f"valid names are: {', '.join(sorted(names))}"
             )
-        # A partial nested section is laid over that field's own default (which may differ from its class's).
+        # A partial nested section is laid over that field's own default (which may differ from its class's):
+        # the keys it gives replace the default's, the others keep the default's values.
         for f in dataclasses.fields(cls):
             value = merged.get(f.name)
             if (
@@ -246,7 +235,7 @@ class ConfigBase:
                 and _is_config(hints[f.name])
                 and f.default_factory is not dataclasses.MISSING
             ):
-                merged[f.name] = deep_merge(f.default_factory().to_dict(), value)
+                merged[f.name] = {**f.default_factory().to_dict(), **value}
         kwargs = {k: _coerce(v, hints[k], f"{cls.__name__}.{prefix}{k}") for k, v in merged.items()}
         try:
             obj = cls(**kwargs)

@@ -25,7 +25,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from mal.config import C, ConfigBase, ConfigError, deep_merge
+from mal.config import C, ConfigBase, ConfigError
 from mal.losses import LossConfig
 from mal.training.recipes import load_recipe, switched_on
 
@@ -152,7 +152,10 @@ class TrainConfig(ConfigBase):
         merged = {**(params or {}), **overrides}
         recipe = merged.get("recipe", "conventional")
         if isinstance(recipe, str):
-            merged = deep_merge(load_recipe(recipe), merged)
+            # The loss section is merged key by key; calibrate is one value (an explicit {} turns it off).
+            preset = load_recipe(recipe)
+            merged["loss"] = {**preset["loss"], **(merged.get("loss") or {})}
+            merged.setdefault("calibrate", preset["calibrate"])
         return super().from_params(merged, _where)  # type: ignore[misc]
 
     def validate(self) -> None:

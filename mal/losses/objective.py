@@ -156,8 +156,9 @@ def calibrate_weight(
 
     In the feasibility runs (docs/method.md) the one MAL setting that helped was "scaled to start equal to the
     conventional term" (λ_mal ≈ 1.75 there). It matches loss *values*, not gradients: the gradient dose it gives
-    the MAL term is not controlled (see "What the quick study can and cannot say"). Call this at the start of stage 2 with ``estimate = model(noisy)`` on a training
-    batch, then ``objective.set_weight(term, w)``. The objective is not changed here.
+    the MAL term is not controlled (see "What the quick study can and cannot say"). Call this at the start of
+    stage 2 with ``estimate = model(noisy)`` on a training batch, then ``objective.set_weight(term, w)``. The
+    objective is not changed here.
 
     Args:
         objective: the weighted sum holding ``term`` (the term's current weight is ignored).

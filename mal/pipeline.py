@@ -39,8 +39,10 @@ from mal.runner import StepOutcome, run_steps
 
 # Metrics of the results tables, in column order (names as in mal.metrics).
 TABLE_METRICS = ("pesq_wb", "estoi", "si_sdr", "csig", "cbak", "covl", "dnsmos_ovrl", "distillmos")
-# Metrics of the paired MAL − baseline comparison.
+# Metrics of the paired MAL − baseline comparison, and of its figure (the README's headline).
 PAIRED_METRICS = ("pesq_wb", "estoi", "si_sdr", "dnsmos_ovrl")
+HEADLINE_METRICS = ("pesq_wb", "si_sdr")
+HEADLINE = "headline.png"
 
 
 def run_pipeline(cfg: StudyPlan, force: bool = False) -> Path:
@@ -111,6 +113,24 @@ def paired_table(per_file: pd.DataFrame, pairs: list[tuple[str, str]], datasets:
     return "\n".join(lines), records
 
 
+def write_headline(paired: list[dict[str, Any]], path: Path, label: str) -> Path | None:
+    """The README's figure: paired MAL − baseline differences of PESQ-WB and SI-SDR with their CIs (PNG);
+    ``None`` when no pair has a finite difference (nothing to draw)."""
+    import matplotlib.pyplot as plt
+
+    from mal.plots import save_figure
+    from mal.plots.evaluation import plot_paired_differences
+
+    table = pd.DataFrame(paired)
+    table = table[table["metric"].isin(HEADLINE_METRICS) & table["mean_diff"].notna()]
+    if table.empty:
+        return None
+    fig = plot_paired_differences(table, title=f"MAL − baseline, paired ({label})")
+    save_figure(fig, path.with_suffix(""), formats=("png",), dpi=80)
+    plt.close(fig)
+    return path
+
+
 def write_results(cfg: StudyPlan, outcomes: list[StepOutcome], wall: float) -> Path:
     """Assemble ``results.md`` (and ``results.json``) from the tables the notebooks recorded."""
     from mal.evaluate import load_result
@@ -140,11 +160,14 @@ def write_results(cfg: StudyPlan, outcomes: list[StepOutcome], wall: float) -> P
     paired_records: list[dict[str, Any]] = []
     if pairs:
         table, paired_records = paired_table(per_file, pairs, datasets, n_boot, seed)
+        figure = write_headline(paired_records, study / HEADLINE, f"{cfg.profile} study, seed {cfg.seed}")
         out += [
             "## Paired differences (MAL − baseline)",
             "",
             "Mean per-file difference with a 95 % bootstrap CI; a CI that excludes 0 is a difference the test set "
             "resolves.",
+            "",
+            f"![paired differences]({figure.name})" if figure else "No pair has a finite difference to plot.",
             "",
             table,
             "",

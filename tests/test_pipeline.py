@@ -92,6 +92,7 @@ def test_smoke_pipeline_is_reproducible(tmp_path, smoke_corpus) -> None:
         results = run_pipeline(cfg)
         text = results.read_text()
         assert "## in-domain" in text and "mal-all − baseline" in text and "## Wall time per step" in text
+        assert "(headline.png)" in text and (cfg.study_dir / "headline.png").stat().st_size > 0
         tables.append(pd.read_csv(cfg.study_dir / "evaluation" / "tables" / "summary.csv"))
         paired = json.loads((cfg.study_dir / "results.json").read_text())["paired"]
         assert paired and all(p["n_files"] > 0 for p in paired)

@@ -173,11 +173,11 @@ class ConfigBase:
         return out
 
     @classmethod
-    def from_parameters(cls: type[C], values: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> C:
+    def from_parameters(cls: type[C], values: Mapping[str, Any]) -> C:
         """Rebuild the typed config from flat parameters, validated once.
 
-        Layers, later wins: the schema defaults, ``base`` (a nested mapping such as a recipe preset), the
-        parameters, then their ``overrides``. Unknown parameter names are an error.
+        Layers, later wins: the schema defaults, the parameters, then their ``overrides``. Unknown parameter
+        names are an error.
         """
         known = cls.parameters()
         unknown = sorted(set(values) - set(known))
@@ -185,9 +185,8 @@ class ConfigBase:
             raise ConfigError(
                 f"{cls.__name__}: unknown parameter(s) {', '.join(unknown)}; valid names are: {', '.join(known)}"
             )
-        nested = copy.deepcopy(dict(base or {}))
         given = {path: values[name] for name, path in cls.parameter_paths().items() if name in values}
-        nested = apply_overrides(nested, given)
+        nested = apply_overrides({}, given)
         overrides = values.get("overrides") or {}
         if not isinstance(overrides, Mapping):
             raise ConfigError(f"{cls.__name__}: overrides must be a mapping of dotted names, got {overrides!r}")

@@ -27,8 +27,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mal.config import ConfigBase, ConfigError, apply_overrides
+from mal.config import ConfigBase, ConfigError, apply_overrides, flatten
 from mal.runner import Step
+from mal.training.config import TrainConfig
 from mal.training.recipes import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,7 @@ def warmup_name(arch: str, seed: int, study_seed: int) -> str:
     return f"warmup-{arch}" if seed == study_seed else f"warmup-{arch}-s{seed}"
 
 
-def branch_config(warmup: Mapping[str, Any], stage2: Mapping[str, Any], system: Mapping[str, Any]):
+def branch_config(warmup: Mapping[str, Any], stage2: Mapping[str, Any], system: Mapping[str, Any]) -> TrainConfig:
     """The warm-up → branch rule: the stage-2 TrainConfig of one system.
 
     Args:
@@ -81,23 +82,10 @@ def branch_config(warmup: Mapping[str, Any], stage2: Mapping[str, Any], system: 
         The validated :class:`~mal.training.config.TrainConfig`: the warm-up's model, data, optimiser and run
         settings; ``optim.total_steps = 0`` (continue the warm-up's schedule); then ``stage2``, then ``system``.
     """
-    from mal.training.config import TrainConfig
-
     inherited = {k: v for k, v in warmup.items() if k not in STAGE_FIELDS}
     inherited = apply_overrides(inherited, {"optim.total_steps": 0, "stage": "stage2"})
-    merged = apply_overrides(inherited, _dotted(stage2))
-    return TrainConfig.from_params(apply_overrides(merged, _dotted(system)))
-
-
-def _dotted(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Nested sections → dotted keys, so a partial section (``{"data": {"batch_size": 2}}``) sets only its keys."""
-    out: dict[str, Any] = {}
-    for key, value in fields.items():
-        if isinstance(value, Mapping) and value:
-            out.update({f"{key}.{k}": v for k, v in _dotted(value).items()})
-        else:
-            out[key] = value
-    return out
+    merged = apply_overrides(inherited, flatten(stage2))
+    return TrainConfig.from_params(apply_overrides(merged, flatten(system)))
 
 
 @dataclasses.dataclass
@@ -209,18 +197,16 @@ class StudyPlan(ConfigBase):
         ordered = sorted(pairs, key=lambda p: (list(self.warmup).index(p[0]), p[1] != self.seed, p[1]))
         return {warmup_name(arch, seed, self.seed): (arch, seed) for arch, seed in ordered}
 
-    def warmup_config(self, arch: str, seed: int, run_dir: Path):
+    def warmup_config(self, arch: str, seed: int, run_dir: Path) -> TrainConfig:
         """The validated warm-up TrainConfig of one architecture and seed."""
-        from mal.training.config import TrainConfig
-
-        fields = apply_overrides({}, {**_dotted(self.train), **_dotted(self.warmup[arch])})
+        fields = apply_overrides({}, {**flatten(self.train), **flatten(self.warmup[arch])})
         fields = apply_overrides(
             fields, {"stage": "warmup", "run_dir": str(run_dir), "data.root": str(self.corpus_root), "seed": seed}
         )
         fields.setdefault("model", {}).setdefault("name", arch)
         return TrainConfig.from_params(fields)
 
-    def system_config(self, label: str, spec: Mapping[str, Any]):
+    def system_config(self, label: str, spec: Mapping[str, Any]) -> TrainConfig:
         """The validated stage-2 TrainConfig of one system (see :func:`branch_config`)."""
         seed = int(spec.get("seed", self.seed))
         warm = warmup_name(spec["arch"], seed, self.seed)
@@ -247,7 +233,7 @@ def training_steps(plan: StudyPlan, notebook_dir: Path | None = None, after: tup
     return steps
 
 
-def _training_step(name: str, cfg: Any, deps: tuple[str, ...], extra: dict[str, Any]) -> Step:
+def _training_step(name: str, cfg: TrainConfig, deps: tuple[str, ...], extra: dict[str, Any]) -> Step:
     params = {**cfg.to_parameters(), "if_exists": "overwrite"}  # a rerun replaces the step's previous outputs
     return Step(name, "02_training", params, Path(cfg.run_dir), deps=deps, threads=max(cfg.threads, 1), **extra)
 

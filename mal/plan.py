@@ -217,6 +217,15 @@ class StudyPlan(ConfigBase):
             own["loss.lossnet_path"] = str(self.lossnet_checkpoint)
         return branch_config(warmup, self.stage2, own)
 
+    def training_config(self, name: str) -> TrainConfig:
+        """The validated TrainConfig of one training run of the study: a warm-up (``warmup-<arch>``) or a system."""
+        warmups, systems = self.warmups(), self.all_systems()
+        if name in warmups:
+            return self.warmup_config(*warmups[name], self.run_dir(name))
+        if name in systems:
+            return self.system_config(name, systems[name])
+        raise ConfigError(f"study {self.profile!r} trains no run named {name!r}; runs are {[*warmups, *systems]}")
+
 
 def training_steps(plan: StudyPlan, notebook_dir: Path | None = None, after: tuple[str, ...] = ()) -> list[Step]:
     """Notebook-02 steps of every warm-up and system of ``plan``; ``after`` are steps they all wait for."""

@@ -22,6 +22,7 @@ import yaml
 
 import mal
 from mal.config import ConfigError
+from mal.plan import StudyPlan
 from mal.train import NonFiniteLossError, TrainConfig, read_history, train
 from mal.training.data import StepBatchSampler
 from mal.training.schedule import lr_at
@@ -362,12 +363,22 @@ def test_notebook_parameters_rebuild_the_nested_config() -> None:
         TrainConfig.from_parameters({"stage": "stage2"})
 
 
-def test_named_configs_load_and_stage2_configs_continue_the_warmup_schedule() -> None:
+def test_every_run_of_the_named_studies_continues_its_warmup_schedule() -> None:
     for profile in ("quick", "full"):
-        warm = TrainConfig.load(REPO / "configs" / profile / "train_warmup.yaml")
-        for recipe in ("conventional", "mal-frozen", "mal-dynamic"):
-            raw = yaml.safe_load((REPO / "configs" / profile / "train_stage2.yaml").read_text())
-            cfg = TrainConfig.from_params({**raw, "recipe": recipe})
-            assert cfg.stage == "stage2" and cfg.init_checkpoint == f"{warm.run_dir}/checkpoints/last.pt"
-            assert (cfg.model, cfg.data) == (warm.model, warm.data)
-            assert warm.optim.total_steps >= warm.steps + cfg.steps
+        study = StudyPlan.for_profile(profile)
+        for name, (arch, _) in study.warmups().items():
+            warm = study.training_config(name)
+            for label in (s for s, spec in study.systems.items() if spec["arch"] == arch):
+                cfg = study.training_config(label)
+                assert cfg.stage == "stage2" and cfg.init_checkpoint == f"{warm.run_dir}/checkpoints/last.pt"
+                assert (cfg.model, cfg.data, cfg.optim.lr) == (warm.model, warm.data, warm.optim.lr), label
+                assert warm.optim.total_steps >= warm.steps + cfg.steps and cfg.optim.total_steps == 0
+    with pytest.raises(ConfigError, match="trains no run named 'nope'.*warmup-specmask"):
+        StudyPlan.for_profile("quick").training_config("nope")
+
+
+def test_cli_study_needs_a_run() -> None:
+    from mal.__main__ import main
+
+    with pytest.raises(ConfigError, match="--study needs --run"):
+        main(["train", "--study", "quick"])

@@ -137,7 +137,10 @@ BRANCHES = {  # name → (recipe, loss settings over the recipe's)
     "frozen": ("mal-frozen", {"mal": 1.0, "mal_variant": "frozen", "mal_layers": "all"}),
     "frozen-fe": ("mal-frozen-fe", {"mal": 1.0, "mal_variant": "frozen-fe", "mal_layers": "all"}),
     "dynamic": ("mal-dynamic", {"mal": 0.5, "mal_variant": "dynamic", "mal_layers": "bottleneck"}),
+    "matched": ("mal-frozen-all", {}),  # the preset as it is: calibrated by gradient norm
 }
+# How each branch calibrates (over the recipe's preset): "frozen" keeps the loss-value rule to test it too.
+CALIBRATION = {"frozen": {"calibrate": {"mal": 1.0}, "calibrate_by": "value"}, "matched": {}}
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +156,7 @@ def branches(warmup: mal.train.TrainResult, corpus: Path) -> dict[str, mal.train
             recipe=recipe,
             loss=loss,
             optim={"total_steps": 0},
-            calibrate={"mal": 1.0} if name == "frozen" else {},
+            **CALIBRATION.get(name, {"calibrate": {}}),
         )
         out[name] = train(TrainConfig.from_params(cfg))
     return out
@@ -192,6 +195,40 @@ def test_calibrated_mal_term_starts_equal_to_the_conventional_terms(
     first = read_history(result.run_dir).query("kind == 'train'").iloc[0]
     # Calibration ran on exactly the batch and weights of the first stage-2 step.
     assert weight * first.loss_mal == pytest.approx(first.loss_l1 + first.loss_mrstft, rel=1e-4)
+
+
+def test_gradient_calibrated_branch_takes_the_baselines_first_step(
+    branches: dict[str, mal.train.TrainResult],
+) -> None:
+    matched = branches["matched"]
+    assert TrainConfig.load(matched.run_dir / "config.yaml").calibrate_by == "grad-norm"
+    weights = matched.summary["loss_weights"]
+    assert weights["l1"] == weights["mrstft"] < 1.0 and weights["mal"] > 0  # every weight was scaled
+    first = {name: read_history(branches[name].run_dir).query("kind == 'train'").iloc[0] for name in branches}
+    # Step 1 of stage 2 runs on the calibration batch from the warm-up's weights: same gradient length as the
+    # baseline's (issue 13 asks for 10 %; it is exact up to float error). Value calibration was not matched.
+    assert first["matched"].grad_norm == pytest.approx(first["baseline"].grad_norm, rel=0.1)
+    assert first["matched"].grad_norm == pytest.approx(first["baseline"].grad_norm, rel=1e-3)
+    assert abs(first["frozen"].grad_norm / first["baseline"].grad_norm - 1) > 0.1
+
+
+def test_weight_change_is_logged_per_half_and_summarised(
+    warmup: mal.train.TrainResult, branches: dict[str, mal.train.TrainResult]
+) -> None:
+    warm = state(warmup.last_checkpoint)
+    for name, result in branches.items():
+        after = state(result.last_checkpoint)
+        for group in ("encoder", "decoder", ""):
+            keys = [k for k in warm if k.startswith(group)]
+            moved = sum(float((after[k] - warm[k]).square().sum()) for k in keys) ** 0.5
+            start = sum(float(warm[k].square().sum()) for k in keys) ** 0.5
+            column = f"weight_change_{group}" if group else "weight_change"
+            assert result.summary[column] == pytest.approx(moved / start, rel=1e-5), (name, column)
+        rows = read_history(result.run_dir).query("kind == 'train'")
+        assert rows.weight_change.iloc[-1] == pytest.approx(result.summary["weight_change"]), name
+        assert result.summary["grad_norm_mean"] == pytest.approx(rows.grad_norm.mean()), name
+    assert branches["frozen-fe"].summary["weight_change_encoder"] == 0.0  # the encoder never trains there
+    assert branches["baseline"].summary["weight_change_encoder"] > 0
 
 
 def test_baseline_branch_is_deterministic(

@@ -8,7 +8,8 @@ Waveforms are 16 kHz, shaped ``(B, T)`` or ``(B, 1, T)``; both arguments must ha
 - deep feature losses: :class:`DeepFeatureLoss` (WavLM / wav2vec 2.0 / HuBERT through torchaudio) and
   :class:`LossNetFeatureLoss` (a small loss network ``mal`` pretrains offline with :func:`pretrain_lossnet`);
 - recipes: :class:`LossConfig` → :func:`build_objective` → :class:`WeightedSum` (total + per-term breakdown),
-  and :func:`calibrate_weight` to start a term equal to the others.
+  :func:`gradient_matched_weights` to give a term a fixed share of a gradient as long as the baseline's, and
+  :func:`calibrate_weight` to start a term's value equal to the others.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from mal.losses.conventional import MultiResolutionSTFTLoss, SISDRLoss, Waveform
 from mal.losses.deep_feature import DeepFeatureLoss
 from mal.losses.lossnet import LossNet, LossNetConfig, LossNetFeatureLoss, load_lossnet, pretrain_lossnet
 from mal.losses.model_as_loss import ModelAsLoss
-from mal.losses.objective import TERM_NAMES, LossConfig, build_objective, calibrate_weight
+from mal.losses.objective import (
+    TERM_NAMES,
+    LossConfig,
+    build_objective,
+    calibrate_weight,
+    gradient_matched_weights,
+)
 
 __all__ = [
     "TERM_NAMES",
@@ -34,6 +41,7 @@ __all__ = [
     "WeightedSum",
     "build_objective",
     "calibrate_weight",
+    "gradient_matched_weights",
     "load_lossnet",
     "pretrain_lossnet",
     "si_sdr",

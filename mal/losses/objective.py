@@ -7,10 +7,13 @@ recipe without MAL never snapshots the model, and one without a deep feature los
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from collections.abc import Callable, Mapping
 
 import torch
+from torch import nn
 
 from mal.config import ConfigBase, ConfigError
 from mal.losses.combine import WeightedSum
@@ -156,9 +159,10 @@ def calibrate_weight(
 
     In the feasibility runs (docs/method.md) the one MAL setting that helped was "scaled to start equal to the
     conventional term" (λ_mal ≈ 1.75 there). It matches loss *values*, not gradients: the gradient dose it gives
-    the MAL term is not controlled (see "What the quick study can and cannot say"). Call this at the start of
-    stage 2 with ``estimate = model(noisy)`` on a training batch, then ``objective.set_weight(term, w)``. The
-    objective is not changed here.
+    the MAL term is not controlled (see "What the quick study can and cannot say"); training calibrates by
+    gradient norm (:func:`gradient_matched_weights`) unless ``TrainConfig.calibrate_by="value"``. Call this at the
+    start of stage 2 with ``estimate = model(noisy)`` on a training batch, then ``objective.set_weight(term, w)``.
+    The objective is not changed here.
 
     Args:
         objective: the weighted sum holding ``term`` (the term's current weight is ignored).
@@ -194,3 +198,89 @@ def calibrate_weight(
             f"sum to match (terms with weight > 0: {[n for n, w in objective.weights.items() if w > 0 and n != term]})"
         )
     return ratio * others / value
+
+
+def gradient_matched_weights(
+    objective: WeightedSum,
+    model: nn.Module,
+    noisy: torch.Tensor,
+    reference: torch.Tensor,
+    ratios: Mapping[str, float],
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> dict[str, float]:
+    """Weights that give each term in ``ratios`` a fixed share of the gradient and the sum the baseline's norm.
+
+    Matching loss *values* (:func:`calibrate_weight`) left the MAL gradient 4.4× the conventional one on the quick
+    study's warm-up (issue 13), so a MAL branch stepped 2–5× further than its baseline. This matches gradients
+    instead, on one batch, over the parameters that train (``requires_grad``; for ``frozen-fe`` the decoder):
+
+    1. ``g_c = ∇θ Σ_other w_i·L_i``, the conventional part with its current weights (the baseline's gradient);
+    2. each term ``t`` in ``ratios`` gets ``w_t = r_t·‖g_c‖ / ‖∇θ L_t‖``, so its gradient is ``r_t`` × as long
+       as the conventional one (``r = 1``: a MAL share α = r / (1 + r) = ½ of the mix, by norm);
+    3. every weight (conventional and calibrated) is multiplied by ``s = ‖g_c‖ / ‖g_c + Σ_t w_t·∇L_t‖``.
+
+    Step 3 makes the norm of the *sum* equal to the baseline's exactly on this batch: when the gradients are
+    parallel, ``s = 1 / (1 + Σ r_t)`` and the result is the convex mix ``(1 − α)·L_conv + α·(‖g_c‖/‖g_t‖)·L_t``;
+    when they are not (cosine < 1), the convex mix's norm would fall short of ``‖g_c‖`` and ``s`` is larger.
+
+    Args:
+        objective: the weighted sum; the terms not in ``ratios`` with weight > 0 are the conventional part.
+        model: the model being trained, in the mode the step uses (its trainable parameters are measured).
+        noisy, reference: one batch, ``(B, T)`` or ``(B, 1, T)``.
+        ratios: term → gradient-norm ratio ``r_t > 0`` to the conventional part.
+        autocast: the context the training step runs the model forward in (mixed precision).
+
+    Returns:
+        Term name → new weight for every term with weight > 0 (the objective is not changed here).
+
+    Raises:
+        KeyError: a term not in the objective. ValueError: nothing left to match (every weighted term is
+        calibrated), no trainable parameter, or a gradient norm that is 0 or not finite on this batch.
+    """
+    unknown = sorted(set(ratios) - set(objective.terms))
+    if unknown:
+        raise KeyError(f"gradient_matched_weights: no term named {unknown}; terms are {list(objective.terms)}")
+    bad = {t: r for t, r in ratios.items() if not r > 0}
+    if bad:
+        raise ValueError(f"gradient_matched_weights: ratios must be > 0; got {bad}")
+    active = {name: w for name, w in objective.weights.items() if w > 0 or name in ratios}
+    others = [name for name in active if name not in ratios]
+    if not others:
+        raise ValueError(
+            f"gradient_matched_weights: every weighted term ({sorted(active)}) is calibrated; there is no "
+            "conventional gradient to match"
+        )
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("gradient_matched_weights: the model has no trainable parameter")
+
+    with autocast():
+        estimate = model(noisy)
+    estimate = estimate.float()
+    values = {name: objective.terms[name](estimate, reference) for name in active}
+
+    def flat_grad(loss: torch.Tensor) -> torch.Tensor:
+        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        return torch.cat(
+            [(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads, strict=True)]
+        )
+
+    def checked_norm(grad: torch.Tensor, what: str) -> float:
+        norm = float(grad.norm())
+        if not math.isfinite(norm) or norm <= 0:
+            raise ValueError(
+                f"gradient_matched_weights: the gradient norm of {what} is {norm} on this batch; it must be "
+                "finite and > 0 to be matched"
+            )
+        return norm
+
+    g_conv = flat_grad(sum(active[name] * values[name] for name in others))
+    conv_norm = checked_norm(g_conv, f"the conventional terms {others}")
+    weights = {name: active[name] for name in others}
+    combined = g_conv.clone()
+    for term, ratio in ratios.items():
+        g_term = flat_grad(values[term])
+        weights[term] = ratio * conv_norm / checked_norm(g_term, f"term {term!r}")
+        combined += weights[term] * g_term
+    scale = conv_norm / checked_norm(combined, "the calibrated sum")
+    return {name: w * scale for name, w in weights.items()}

@@ -16,6 +16,9 @@ feasibility runs (docs/method.md, "One schedule over both stages").
 
 The loss comes from a named recipe (``recipe: mal-frozen``, a preset in ``configs/recipes/``, see
 :mod:`mal.training.recipes`); the config's own ``loss`` and ``calibrate`` values win over the preset's.
+``calibrate`` scales the feature term on the stage's first batch; by default (``calibrate_by="grad-norm"``) so
+that the total gradient is as long as the conventional terms' alone, i.e. a MAL branch takes the baseline's
+step sizes.
 Notebook 02's parameters are the flat view of this schema (:attr:`TrainConfig.PARAMETERS`).
 """
 
@@ -140,8 +143,12 @@ class TrainConfig(ConfigBase):
     valid_metrics: list[str] = dataclasses.field(default_factory=lambda: ["pesq_wb", "si_sdr"])  # mal.metrics names
     best_metric: str = "pesq_wb"  # what checkpoints/best.pt maximises ("loss" = the validation loss, minimised)
     calibrate: dict[str, float] = dataclasses.field(default_factory=dict)  # term → ratio: at the stage's start set
-    #   that term's weight so it starts at ratio × the other weighted terms, on the stage's first batch
-    #   (e.g. {"mal": 1.0}: the MAL term starts equal to the conventional terms; docs/method.md)
+    #   that term's weight so it starts at ratio × the other weighted terms (measured as calibrate_by says), on the
+    #   stage's first batch (e.g. {"mal": 1.0}: MAL starts level with the conventional terms; docs/method.md)
+    calibrate_by: Literal["grad-norm", "value"] = "grad-norm"  # what `calibrate` matches. grad-norm: the term's
+    #   gradient norm is ratio × the other terms', then every weight is scaled so that the total gradient is as
+    #   long as the other terms' alone (the baseline's step sizes; mal.losses.gradient_matched_weights). value:
+    #   the term's loss value (the feasibility runs' rule; their MAL branches stepped 2-5x further than the baseline)
     nan_policy: Literal["stop", "skip"] = "stop"  # non-finite loss: stop with a message, or skip the step
     max_skipped_steps: int = 50  # with nan_policy="skip": stop anyway after this many skipped steps
     progress: bool = True  # tqdm progress bar (rank 0)

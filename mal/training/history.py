@@ -2,7 +2,9 @@
 
 Train rows (``"kind": "train"``) hold the means over the last ``log_every`` steps of the weighted total
 ``loss``, every loss term ``loss_<term>`` and every loss statistic (e.g. ``mal_feat_var``), the learning
-rate ``lr``, ``grad_norm``, the mean ``step_time_s`` and ``samples_per_s``. Validation rows
+rate ``lr``, ``grad_norm`` (the total gradient norm before clipping), the mean ``step_time_s`` and
+``samples_per_s``, and how far the stage has moved the weights so far, ``weight_change`` =
+‖θ − θ_start‖ / ‖θ_start‖ over all parameters (``weight_change_encoder`` / ``_decoder`` per half). Validation rows
 (``"kind": "valid"``) hold the validation loss terms and metrics. Every row has the global ``step`` (the
 number of updates done when it was written) and the ``stage``.
 """
@@ -44,14 +46,18 @@ def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def read_history(path: str | Path) -> Any:
-    """The history as a pandas DataFrame (null → NaN), one row per logged line."""
-    import pandas as pd
-
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The history's rows as dicts (null stays None), in the order they were logged; ``path`` may be the run dir."""
     path = Path(path)
     if path.is_dir():
         path = path / "history.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"no training history at {path}")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return pd.DataFrame(rows)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_history(path: str | Path) -> Any:
+    """The history as a pandas DataFrame (null → NaN), one row per logged line."""
+    import pandas as pd
+
+    return pd.DataFrame(read_rows(path))

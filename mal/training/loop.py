@@ -37,7 +37,7 @@ from mal.training.checkpoint import read_training_checkpoint, save_training_chec
 from mal.training.config import HIGHER_IS_BETTER, TrainConfig
 from mal.training.data import batch_at, training_loader, validation_items
 from mal.training.distributed import DistContext, setup
-from mal.training.history import HistoryWriter
+from mal.training.history import HistoryWriter, read_rows
 from mal.training.schedule import StepSchedule
 from mal.training.validate import score_items, validate
 
@@ -45,6 +45,8 @@ log = logging.getLogger("mal.train")
 
 IfExists = Literal["error", "resume", "overwrite"]
 
+# Parameter groups of the weight-change log: "" = every parameter, then the SEModel halves.
+WEIGHT_GROUPS = ("", "encoder", "decoder")
 # Config fields that may differ between a run and its resumption: they change how, not what, is computed.
 RESUMABLE_CHANGES = {"device", "threads", "progress", "data.num_workers", "log_every", "compile"}
 
@@ -152,6 +154,9 @@ class Trainer:
             self._check_same_model(init_ckpt, cfg.init_checkpoint)
             self.model.load_state_dict(init_ckpt["model_state"])
         self.model.to(device)
+        # The weights this stage starts from (a resumed run rebuilds the same ones above: the warm-up's checkpoint
+        # or the seeded initialisation), for the relative weight change ‖θ − θ_start‖ / ‖θ_start‖ in the logs.
+        self.start_weights = {name: p.detach().clone() for name, p in self.model.named_parameters()}
         from mal.losses import build_objective
 
         self.objective = build_objective(cfg.loss, self.model).to(device)
@@ -270,24 +275,36 @@ class Trainer:
             log.info("resumed %s at global step %d", self.run_dir, self.step)
 
     def _calibrate(self) -> None:
-        """Scale the terms named in ``cfg.calibrate`` on the stage's first batch (the same on every rank)."""
-        from mal.losses import calibrate_weight
+        """Scale the terms named in ``cfg.calibrate`` on the stage's first batch (the same on every rank).
+
+        ``calibrate_by="grad-norm"`` sets every weight (see :func:`mal.losses.gradient_matched_weights`);
+        ``"value"`` sets the calibrated terms' weights only.
+        """
+        from mal.losses import calibrate_weight, gradient_matched_weights
 
         noisy, clean = batch_at(self.cfg.data, self.cfg.seed, self.stage_start)
         noisy, clean = noisy.to(self.device), clean.to(self.device)
-        with torch.no_grad(), self.autocast():
-            estimate = self.model(noisy).float()
-        for term, ratio in self.cfg.calibrate.items():
-            weight = calibrate_weight(self.objective, term, estimate, clean, ratio=ratio)
+        if self.cfg.calibrate_by == "grad-norm":
+            weights = gradient_matched_weights(
+                self.objective, self.model, noisy, clean, self.cfg.calibrate, autocast=self.autocast
+            )
+        else:
+            with torch.no_grad(), self.autocast():
+                estimate = self.model(noisy).float()
+            weights = {
+                term: calibrate_weight(self.objective, term, estimate, clean, ratio=ratio)
+                for term, ratio in self.cfg.calibrate.items()
+            }
+        for term, weight in weights.items():
             self.objective.set_weight(term, weight)
-            if self.dctx.is_main:
-                log.info(
-                    "calibrated loss.%s weight to %.4g (%.3g × the other terms at step %d)",
-                    term,
-                    weight,
-                    ratio,
-                    self.step,
-                )
+        if self.dctx.is_main:
+            log.info(
+                "calibrated the loss weights by %s on the batch of global step %d (ratios %s): %s",
+                self.cfg.calibrate_by,
+                self.step,
+                self.cfg.calibrate,
+                {term: f"{w:.4g}" for term, w in weights.items()},
+            )
 
     # ------------------------------------------------------------------------------------------- helpers
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -329,6 +346,30 @@ class Trainer:
                 f"{where}: {self.skipped} steps skipped for non-finite loss/gradient, more than "
                 f"max_skipped_steps={self.cfg.max_skipped_steps}; the last was: {what} ({detail})"
             )
+
+    @torch.no_grad()
+    def weight_change(self) -> dict[str, float]:
+        """``‖θ − θ_start‖ / ‖θ_start‖`` over this stage: all parameters, the encoder's and the decoder's.
+
+        How far a stage moved the model is the dose that the loss comparison must hold equal (issue 13: a
+        100-step stage 2 moved the weights by about 0.3 %, too little for any loss to show). The groups follow
+        the SEModel contract (every parameter is ``encoder.*`` or ``decoder.*``).
+        """
+        sums = {group: torch.zeros(2, dtype=torch.float64, device=self.device) for group in WEIGHT_GROUPS}
+        for name, p in self.model.named_parameters():
+            start = self.start_weights[name]
+            moved = torch.stack([(p - start).double().square().sum(), start.double().square().sum()])
+            sums[""] += moved
+            group = name.split(".", 1)[0]
+            if group in sums:
+                sums[group] += moved
+        out = {}
+        for group, total in sums.items():
+            moved, start = total.tolist()
+            out[f"weight_change_{group}" if group else "weight_change"] = (
+                math.sqrt(moved / start) if start else math.nan
+            )
+        return out
 
     def _loss_stats(self) -> dict[str, float]:
         stats: dict[str, float] = {}
@@ -434,6 +475,7 @@ class Trainer:
                     "stage": cfg.stage,
                     "kind": "train",
                     **last_train,
+                    **self.weight_change(),
                     "step_time_s": step_time,
                     "samples_per_s": samples_per_step / step_time if step_time > 0 else math.nan,
                     "skipped_steps": self.skipped,
@@ -521,8 +563,25 @@ class Trainer:
             "noisy": noisy,
             "best": self.best,
             "loss_weights": dict(self.objective.weights),
+            # The step-size columns of a results table: the stage's mean gradient norm (before clipping) and how
+            # far the stage moved the weights.
+            "grad_norm_mean": self._stage_mean("grad_norm"),
+            **self.weight_change(),
             "mal_version": mal.__version__,
         }
+
+    def _stage_mean(self, column: str) -> float:
+        """Mean of a train column over this stage's steps, from the history (which a resumed run keeps)."""
+        rows = [r for r in read_rows(self.history.path) if r["kind"] == "train" and r["step"] > self.stage_start]
+        total, steps, previous = 0.0, 0, self.stage_start
+        for row in rows:
+            # Each row is the mean over the steps since the previous row (log_every, fewer at the end).
+            value = row.get(column)
+            if value is not None:
+                total += value * (row["step"] - previous)
+                steps += row["step"] - previous
+            previous = row["step"]
+        return total / steps if steps else math.nan
 
 
 def _seed_everything(seed: int) -> None:

@@ -16,6 +16,7 @@ from mal.losses import (
     WeightedSum,
     build_objective,
     calibrate_weight,
+    gradient_matched_weights,
 )
 
 
@@ -134,3 +135,51 @@ def test_calibrate_weight_makes_the_term_equal_to_the_rest(tiny_model: TinyUNet)
         calibrate_weight(objective, "mal", clean, clean)
     with pytest.raises(KeyError, match="no term named"):
         calibrate_weight(objective, "lossnet", estimate, clean)
+
+
+def _grad_norm(objective: WeightedSum, model: torch.nn.Module, noisy: torch.Tensor, clean: torch.Tensor) -> float:
+    params = [p for p in model.parameters() if p.requires_grad]
+    total, _ = objective(model(noisy), clean)
+    return float(torch.cat([g.reshape(-1) for g in torch.autograd.grad(total, params)]).norm())
+
+
+@pytest.mark.parametrize("variant", ["frozen", "frozen-fe"])
+def test_gradient_matched_mal_branch_steps_like_the_baseline(tiny_model: TinyUNet, variant: str) -> None:
+    clean = speechlike(batch=3)
+    noisy = add_noise(clean, 5.0)
+    baseline = build_objective(LossConfig(), tiny_model)
+    branch = build_objective(LossConfig(mal=1.0, mal_variant=variant, mal_layers="all"), tiny_model)
+    # Value calibration (the old rule) leaves the branch's gradient at another scale than the baseline's.
+    base_norm = _grad_norm(baseline, tiny_model, noisy, clean)
+    with torch.no_grad():
+        branch.set_weight("mal", calibrate_weight(branch, "mal", tiny_model(noisy), clean))
+    value_norm = _grad_norm(branch, tiny_model, noisy, clean)
+    assert abs(value_norm / base_norm - 1) > 0.1
+
+    weights = gradient_matched_weights(branch, tiny_model, noisy, clean, {"mal": 1.0})
+    for term, weight in weights.items():
+        branch.set_weight(term, weight)
+    # The acceptance test of issue 13: on a fixed batch the MAL branch's total gradient is the baseline's length
+    # (over the parameters that train: for frozen-fe the decoder, whose baseline gradient is the same function).
+    assert _grad_norm(branch, tiny_model, noisy, clean) == pytest.approx(base_norm, rel=0.1)
+    assert _grad_norm(branch, tiny_model, noisy, clean) == pytest.approx(base_norm, rel=1e-4)  # exact by design
+    # Equal shares: the MAL part of the gradient is as long as the conventional part (ratio 1).
+    mal_part = WeightedSum({"mal": branch.terms["mal"]}, {"mal": weights["mal"]})
+    conv_part = WeightedSum(
+        {k: branch.terms[k] for k in ("l1", "mrstft")}, {"l1": weights["l1"], "mrstft": weights["mrstft"]}
+    )
+    ratio = _grad_norm(mal_part, tiny_model, noisy, clean) / _grad_norm(conv_part, tiny_model, noisy, clean)
+    assert ratio == pytest.approx(1.0, rel=1e-4)
+    assert weights["l1"] == pytest.approx(weights["mrstft"]) and 0.5 <= weights["l1"] < 1.0  # scaled, not convex-summed
+
+
+def test_gradient_matched_weights_refuses_what_it_cannot_match(tiny_model: TinyUNet) -> None:
+    clean = speechlike()
+    objective = build_objective(LossConfig(l1=0.0, mrstft=0.0, mal=1.0), tiny_model)
+    with pytest.raises(ValueError, match="no conventional gradient"):
+        gradient_matched_weights(objective, tiny_model, clean, clean, {"mal": 1.0})
+    objective = build_objective(LossConfig(mal=1.0), tiny_model)
+    with pytest.raises(KeyError, match="no term named"):
+        gradient_matched_weights(objective, tiny_model, clean, clean, {"lossnet": 1.0})
+    with pytest.raises(ValueError, match="ratios must be > 0"):
+        gradient_matched_weights(objective, tiny_model, clean, clean, {"mal": 0.0})

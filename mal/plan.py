@@ -44,7 +44,7 @@ DEFAULT_PROFILE = "quick"
 DEFAULT_JUDGE, DEFAULT_BASELINE, DEFAULT_MAL = "warmup-specmask", "specmask-baseline", "specmask-mal-all"
 # TrainConfig fields a branch does not take from its warm-up: they describe the stage, not the model, data or
 # schedule it continues.
-STAGE_FIELDS = ("run_dir", "stage", "steps", "init_checkpoint", "recipe", "loss", "calibrate")
+STAGE_FIELDS = ("run_dir", "stage", "steps", "init_checkpoint", "recipe", "loss", "calibrate", "freeze_encoder")
 # Keys of a system entry that are not TrainConfig fields.
 SYSTEM_KEYS = ("arch", "seed")
 

@@ -22,7 +22,7 @@ import yaml
 
 import mal
 from mal.config import ConfigError
-from mal.plan import StudyPlan
+from mal.plan import StudyPlan, branch_config
 from mal.train import NonFiniteLossError, TrainConfig, read_history, train
 from mal.training.data import StepBatchSampler
 from mal.training.schedule import lr_at
@@ -138,9 +138,12 @@ BRANCHES = {  # name → (recipe, loss settings over the recipe's)
     "frozen-fe": ("mal-frozen-fe", {"mal": 1.0, "mal_variant": "frozen-fe", "mal_layers": "all"}),
     "dynamic": ("mal-dynamic", {"mal": 0.5, "mal_variant": "dynamic", "mal_layers": "bottleneck"}),
     "matched": ("mal-frozen-all", {}),  # the preset as it is: calibrated by gradient norm
+    "frozen-encoder": ("conventional-frozen-encoder", {}),  # the control of frozen-fe
+    "random-encoder": ("mal-random-encoder", {}),  # the control of learned features
 }
 # How each branch calibrates (over the recipe's preset): "frozen" keeps the loss-value rule to test it too.
-CALIBRATION = {"frozen": {"calibrate": {"mal": 1.0}, "calibrate_by": "value"}, "matched": {}}
+CALIBRATION = {"frozen": {"calibrate": {"mal": 1.0}, "calibrate_by": "value"}, "matched": {}, "random-encoder": {}}
+DECODER_ONLY = ("frozen-fe", "frozen-encoder")
 
 
 @pytest.fixture(scope="module")
@@ -174,13 +177,13 @@ def test_every_stage2_branch_continues_the_warmup(
         rows = hist[hist.kind == "train"]
         assert list(rows.step) == [7, 8, 9]
         first_lrs.append(rows.lr.iloc[0])
-        if name != "baseline":
+        if name not in ("baseline", "frozen-encoder"):
             assert rows.loss_mal.notna().all() and rows.mal_feat_var.gt(0).all(), name
         after = state(result.last_checkpoint)
         enc_moved = any(not torch.equal(warm[k], after[k]) for k in warm if k.startswith("encoder."))
         dec_moved = any(not torch.equal(warm[k], after[k]) for k in warm if k.startswith("decoder."))
         assert dec_moved, name
-        assert enc_moved == (name != "frozen-fe"), name  # frozen-fe trains the decoder only
+        assert enc_moved == (name not in DECODER_ONLY), name  # frozen-fe and its control train the decoder only
     # One schedule: every branch's first stage-2 update uses the warm-up schedule's LR at global step 6.
     warm_cfg = TrainConfig.load(warmup.run_dir / "config.yaml")
     assert first_lrs == [pytest.approx(lr_at(6, warm_cfg.optim, 12))] * len(BRANCHES)
@@ -227,7 +230,8 @@ def test_weight_change_is_logged_per_half_and_summarised(
         rows = read_history(result.run_dir).query("kind == 'train'")
         assert rows.weight_change.iloc[-1] == pytest.approx(result.summary["weight_change"]), name
         assert result.summary["grad_norm_mean"] == pytest.approx(rows.grad_norm.mean()), name
-    assert branches["frozen-fe"].summary["weight_change_encoder"] == 0.0  # the encoder never trains there
+    for name in DECODER_ONLY:
+        assert branches[name].summary["weight_change_encoder"] == 0.0, name  # the encoder never trains there
     assert branches["baseline"].summary["weight_change_encoder"] > 0
 
 
@@ -373,6 +377,22 @@ def test_a_recipe_preset_fills_the_loss_and_explicit_values_win() -> None:
     assert mal_cfg.calibrate == {"mal": 1.0} and mal_cfg.loss.l1 == 1.0
     with pytest.raises(ConfigError, match="unknown recipe 'mal'.*mal-frozen"):
         TrainConfig.from_params({"recipe": "mal"})
+    # Controls: a preset may freeze the encoder; a branch takes that from its recipe, not from its warm-up.
+    control = TrainConfig.from_params({"recipe": "conventional-frozen-encoder"})
+    assert control.freeze_encoder and control.loss.mal == 0 and not conv.freeze_encoder
+    assert not TrainConfig.from_params(
+        {"recipe": "conventional-frozen-encoder", "freeze_encoder": False}
+    ).freeze_encoder
+    warm = TrainConfig.from_params({}).to_dict()
+    branch = branch_config(warm, {}, {"recipe": "conventional-frozen-encoder", "init_checkpoint": "w.pt"})
+    assert branch.freeze_encoder and branch.stage == "stage2"
+    random_cfg = TrainConfig.from_params({"recipe": "mal-random-encoder"})
+    assert (random_cfg.loss.mal_init, random_cfg.loss.mal_variant, random_cfg.calibrate) == (
+        "random",
+        "frozen",
+        {"mal": 1.0},
+    )
+    assert TrainConfig.from_params({"recipe": "mal-frozen-all-but-first"}).loss.mal_layers == "all-but-first"
     # The recipe label cannot disagree with the terms the loss switches on.
     with pytest.raises(ConfigError, match="recipe='conventional' switches on no feature term"):
         TrainConfig.from_params({"loss": {"mal": 1.0}})

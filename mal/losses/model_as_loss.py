@@ -10,7 +10,9 @@ three variants of docs/method.md differ only in what E* is and which parameters 
 variant    E*                                         parameters the MAL term trains
 ========== ========================================== ===================================================
 frozen     a frozen deep copy of the model, taken     the live encoder and decoder (gradients flow
-           when the loss is built (end of warm-up)    through E* into ŷ); never E* itself
+           when the loss is built (end of warm-up),   through E* into ŷ); never E* itself
+           or with ``init="random"`` a freshly
+           initialised one (seeded)
 frozen-fe  the model's own encoder, frozen in both    the decoder only: the encoder is frozen for the
            roles (``model.encoder.requires_grad_``    whole stage, its ``grad`` stays ``None``, and torch
            is switched off at construction)           optimisers skip such parameters (no step, no weight
@@ -53,7 +55,20 @@ from mal.models.base import Encoded, SEModel, as_batch
 Variant = Literal["frozen", "frozen-fe", "dynamic"]
 VARIANTS: tuple[str, ...] = ("frozen", "frozen-fe", "dynamic")
 DISTANCES: tuple[str, ...] = ("l1", "l2")
-LAYER_MODES: tuple[str, ...] = ("bottleneck", "all")
+LAYER_MODES: tuple[str, ...] = ("bottleneck", "all", "all-but-first")
+# Where a frozen E* comes from: the trained model (the method) or a fresh, seeded initialisation of the same
+# architecture (the control that asks whether *learned* features matter; Saddler et al. 2020 found random
+# networks did not help as losses).
+INITS: tuple[str, ...] = ("trained", "random")
+
+
+def _fresh_copy(model: SEModel, seed: int) -> SEModel:
+    """A newly initialised model of ``model``'s class and hyperparameters, from ``seed``, on its device."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = type(model)(**model.hparams)
+    param = next(model.parameters(), None)
+    return fresh.to(param.device) if param is not None else fresh
 
 
 class _EncodeOnly(nn.Module):
@@ -76,8 +91,9 @@ class ModelAsLoss(nn.Module):
         model: the model being trained (the live one; ``frozen`` copies it, the others use it in place).
         variant: ``"frozen"``, ``"frozen-fe"`` or ``"dynamic"`` (see the module docstring).
         layers: ``"bottleneck"`` (default, as in the paper), ``"all"`` (every entry of ``Encoded.features()``:
-            each encoder block and the bottleneck) or a list of indices into ``Encoded.features()``
-            (negative indices count from the end, so ``-1`` is the bottleneck).
+            each encoder block and the bottleneck), ``"all-but-first"`` (all without the first block, which is
+            close to a compressed-magnitude loss that the baseline lacks) or a list of indices into
+            ``Encoded.features()`` (negative indices count from the end, so ``-1`` is the bottleneck).
         distance: ``"l1"`` (mean absolute difference, default) or ``"l2"`` (mean squared difference).
         encoder_grad: ``dynamic`` only: whether the MAL term's gradient through E*(ŷ) reaches the live
             encoder's parameters. ``False`` (default) guards against the invariance collapse in docs/method.md:
@@ -88,6 +104,10 @@ class ModelAsLoss(nn.Module):
             and lists and ``False`` for ``"bottleneck"``; the feasibility runs found all layers, normalised and
             frozen the only setting that helped.
         eps: floor on the normalisation scale.
+        init: ``frozen`` only: ``"trained"`` (default) snapshots the model; ``"random"`` builds a new model of the
+            same class and hyperparameters from ``init_seed`` instead (the global RNG is left as it was, so the
+            run's data order and crops do not change).
+        init_seed: the seed of the random E*.
 
     Shape:
         estimate, reference: ``(B, T)`` or ``(B, 1, T)``, identical, at the model's sample rate.
@@ -113,6 +133,8 @@ class ModelAsLoss(nn.Module):
         layer_weights: Sequence[float] | None = None,
         normalise: bool | None = None,
         eps: float = 1e-8,
+        init: str = "trained",
+        init_seed: int = 0,
     ) -> None:
         super().__init__()
         if not callable(getattr(model, "encode", None)):
@@ -121,6 +143,13 @@ class ModelAsLoss(nn.Module):
             raise ValueError(f"ModelAsLoss: unknown variant {variant!r}; choose one of {list(VARIANTS)}")
         if distance not in DISTANCES:
             raise ValueError(f"ModelAsLoss: unknown distance {distance!r}; choose one of {list(DISTANCES)}")
+        if init not in INITS:
+            raise ValueError(f"ModelAsLoss: unknown init {init!r}; choose one of {list(INITS)}")
+        if init == "random" and variant != "frozen":
+            raise ValueError(
+                f"ModelAsLoss: init='random' replaces the frozen snapshot; variant {variant!r} judges with the "
+                "live model's own encoder"
+            )
         if encoder_grad and variant != "dynamic":
             raise ValueError(
                 f"ModelAsLoss: encoder_grad=True only applies to variant 'dynamic' (got {variant!r}: its MAL "
@@ -156,13 +185,14 @@ class ModelAsLoss(nn.Module):
         self.encoder_grad = encoder_grad
         self.normalise = (self.layers != "bottleneck") if normalise is None else bool(normalise)
         self.eps = eps
+        self.init = init
         self.last_stats: dict[str, float] = {}
         # The live model is held outside the module tree on purpose (see "State" above).
         object.__setattr__(self, "_model", model)
         self._hooks: list[torch.utils.hooks.RemovableHandle] = []
 
         if variant == "frozen":
-            snapshot = copy.deepcopy(model)
+            snapshot = copy.deepcopy(model) if init == "trained" else _fresh_copy(model, init_seed)
             self._hooks = freeze(snapshot)
             self.snapshot = snapshot
             self._cudnn_off = needs_cudnn_off(snapshot)
@@ -183,7 +213,8 @@ class ModelAsLoss(nn.Module):
         layers = self.layers if isinstance(self.layers, str) else "[" + ",".join(map(str, self.layers)) + "]"
         extra = f", encoder_grad={self.encoder_grad}" if self.variant == "dynamic" else ""
         norm = ", normalised" if self.normalise else ""
-        return f"MAL {self.variant} ({layers}, {self.distance}{norm}{extra})"
+        init = " random-init" if self.init == "random" else ""
+        return f"MAL {self.variant}{init} ({layers}, {self.distance}{norm}{extra})"
 
     def extra_repr(self) -> str:
         return self.label
@@ -226,6 +257,10 @@ class ModelAsLoss(nn.Module):
             return [n - 1]
         if self.layers == "all":
             return list(range(n))
+        if self.layers == "all-but-first":
+            if n < 2:
+                raise ValueError("ModelAsLoss: layers='all-but-first' needs an encoder with at least two features")
+            return list(range(1, n))
         chosen = []
         for i in self.layers:
             if not -n <= i < n:

@@ -18,7 +18,7 @@ from torch import nn
 from mal.config import ConfigBase, ConfigError
 from mal.losses.combine import WeightedSum
 from mal.losses.conventional import MultiResolutionSTFTLoss, SISDRLoss, WaveformL1
-from mal.losses.model_as_loss import DISTANCES, LAYER_MODES, VARIANTS, ModelAsLoss
+from mal.losses.model_as_loss import DISTANCES, INITS, LAYER_MODES, VARIANTS, ModelAsLoss
 from mal.models.base import SEModel
 
 TERM_NAMES: tuple[str, ...] = ("l1", "mrstft", "sisdr", "mal", "deep_feature", "lossnet")
@@ -39,10 +39,13 @@ class LossConfig(ConfigBase):
     # Model as Loss (docs/method.md). The frozen snapshot is taken when build_objective runs.
     mal: float = 0.0  # weight λ_mal of the MAL term (see calibrate_weight to start it equal to the rest)
     mal_variant: str = "frozen"  # "frozen" | "frozen-fe" | "dynamic"
-    mal_layers: str | list[int] = "bottleneck"  # "bottleneck" | "all" | indices into Encoded.features()
+    mal_layers: str | list[int] = "bottleneck"  # "bottleneck" | "all" | "all-but-first" | indices into
+    #                                              Encoded.features() (-1 = the bottleneck)
     mal_distance: str = "l1"  # "l1" | "l2"
     mal_encoder_grad: bool = False  # dynamic only: let the MAL gradient reach the encoder through E*(ŷ)
     mal_normalise: bool | None = None  # per-layer normalisation; None = on for "all"/lists, off for bottleneck
+    mal_init: str = "trained"  # frozen only: E* is the trained model ("trained") or a seeded random init ("random")
+    mal_init_seed: int = 0  # the seed of the random E* (mal_init="random")
 
     # Deep feature loss on a self-supervised speech model (torchaudio architecture).
     deep_feature: float = 0.0  # weight of the deep feature loss
@@ -73,6 +76,13 @@ class LossConfig(ConfigBase):
             )
         if isinstance(self.mal_layers, list) and not self.mal_layers:
             raise ConfigError("LossConfig.mal_layers: an empty list selects no layer")
+        if self.mal_init not in INITS:
+            raise ConfigError(f"LossConfig.mal_init: {self.mal_init!r} is not one of {list(INITS)}")
+        if self.mal_init == "random" and self.mal_variant != "frozen":
+            raise ConfigError(
+                f"LossConfig.mal_init='random' replaces the frozen snapshot; mal_variant {self.mal_variant!r} "
+                "judges with the live model's encoder (use mal_variant 'frozen')"
+            )
         if self.mal_encoder_grad and self.mal_variant != "dynamic":
             raise ConfigError(
                 f"LossConfig.mal_encoder_grad=True only applies to mal_variant 'dynamic' (got {self.mal_variant!r})"
@@ -127,6 +137,8 @@ def build_objective(cfg: LossConfig, model: SEModel | None = None) -> WeightedSu
             distance=cfg.mal_distance,
             encoder_grad=cfg.mal_encoder_grad,
             normalise=cfg.mal_normalise,
+            init=cfg.mal_init,
+            init_seed=cfg.mal_init_seed,
         )
     if cfg.deep_feature > 0:
         from mal.losses.deep_feature import DeepFeatureLoss

@@ -149,6 +149,8 @@ class TrainConfig(ConfigBase):
     #   gradient norm is ratio × the other terms', then every weight is scaled so that the total gradient is as
     #   long as the other terms' alone (the baseline's step sizes; mal.losses.gradient_matched_weights). value:
     #   the term's loss value (the feasibility runs' rule; their MAL branches stepped 2-5x further than the baseline)
+    freeze_encoder: bool = False  # train the decoder only: model.encoder is frozen for the whole stage, in both
+    #   the forward and any loss that runs it (the conventional-frozen-encoder control of MAL frozen-fe)
     nan_policy: Literal["stop", "skip"] = "stop"  # non-finite loss: stop with a message, or skip the step
     max_skipped_steps: int = 50  # with nan_policy="skip": stop anyway after this many skipped steps
     progress: bool = True  # tqdm progress bar (rank 0)
@@ -159,10 +161,13 @@ class TrainConfig(ConfigBase):
         merged = {**(params or {}), **overrides}
         recipe = merged.get("recipe", "conventional")
         if isinstance(recipe, str):
-            # The loss section is merged key by key; calibrate is one value (an explicit {} turns it off).
+            # The loss section is merged key by key; calibrate and freeze_encoder are one value each (an explicit
+            # {} / false turns them off).
             preset = load_recipe(recipe)
             merged["loss"] = {**preset["loss"], **(merged.get("loss") or {})}
             merged.setdefault("calibrate", preset["calibrate"])
+            if "freeze_encoder" in preset:
+                merged.setdefault("freeze_encoder", preset["freeze_encoder"])
         return super().from_params(merged, _where)  # type: ignore[misc]
 
     def validate(self) -> None:

@@ -7,8 +7,8 @@ model when its loss is built), then steps through ``cfg.steps`` updates of the g
 Order of building (it matters):
 
 1. model from ``cfg.model``; stage 2 loads the warm-up weights;
-2. the objective (``mal.losses.build_objective``): ``frozen`` snapshots the warm-up model, ``frozen-fe``
-   sets ``requires_grad=False`` on ``model.encoder``;
+2. ``freeze_encoder`` freezes ``model.encoder``; the objective (``mal.losses.build_objective``): ``frozen``
+   snapshots the warm-up model, ``frozen-fe`` sets ``requires_grad=False`` on ``model.encoder``;
 3. a resumed run loads its own latest weights over the model (the frozen snapshot stays the warm-up's);
 4. the optimiser over *all* parameters, in the same single param group as the warm-up, so the warm-up's
    optimiser state loads into every stage-2 branch. Frozen parameters never get a gradient (``grad`` stays
@@ -33,6 +33,7 @@ from torch import nn
 import mal
 from mal.config import ConfigError
 from mal.io import atomic_write_json
+from mal.losses._frozen import freeze
 from mal.training.checkpoint import read_training_checkpoint, save_training_checkpoint, set_rng_state
 from mal.training.config import HIGHER_IS_BETTER, TrainConfig
 from mal.training.data import batch_at, training_loader, validation_items
@@ -157,6 +158,9 @@ class Trainer:
         # The weights this stage starts from (a resumed run rebuilds the same ones above: the warm-up's checkpoint
         # or the seeded initialisation), for the relative weight change ‖θ − θ_start‖ / ‖θ_start‖ in the logs.
         self.start_weights = {name: p.detach().clone() for name, p in self.model.named_parameters()}
+        if cfg.freeze_encoder:
+            # The same freeze as MAL frozen-fe (no gradient, modes pinned), so the two differ in the loss alone.
+            freeze(self.model.encoder)
         from mal.losses import build_objective
 
         self.objective = build_objective(cfg.loss, self.model).to(device)

@@ -1,14 +1,15 @@
 """Loss recipes as named presets: ``configs/recipes/<name>.yaml``.
 
-A recipe is the part of a :class:`~mal.training.config.TrainConfig` that says *how the model is judged*: its
-``loss`` section (which terms, their settings) and ``calibrate`` (which term starts at what ratio of the
-others). Everything else (model, data, schedule) comes from the run. A config names its recipe
-(``recipe: mal-frozen``) and the preset fills in whatever the config does not set itself, so
-``{recipe: mal-frozen, loss: {mal_layers: all}}`` is frozen MAL on every layer.
+A recipe is the part of a :class:`~mal.training.config.TrainConfig` that says *how the model is judged and what
+it may change*: its ``loss`` section (which terms, their settings), ``calibrate`` (which term starts at what
+ratio of the others) and, for controls, ``freeze_encoder`` (train the decoder only). Everything else (model,
+data, schedule) comes from the run. A config names its recipe (``recipe: mal-frozen``) and the preset fills in
+whatever the config does not set itself, so ``{recipe: mal-frozen, loss: {mal_layers: all}}`` is frozen MAL on
+every layer.
 
 Adding a recipe is one file: drop ``configs/recipes/<name>.yaml`` with a ``loss`` and optionally a
-``calibrate`` mapping; the name is then valid everywhere (notebook 02's ``recipe`` parameter, the CLI's
-``--set recipe=...``, study plans and sweeps).
+``calibrate`` mapping and ``freeze_encoder``; the name is then valid everywhere (notebook 02's ``recipe``
+parameter, the CLI's ``--set recipe=...``, study plans and sweeps).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mal.config import ConfigError
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "configs" / "recipes"
 # The only sections a recipe may set.
-RECIPE_SECTIONS = ("loss", "calibrate")
+RECIPE_SECTIONS = ("loss", "calibrate", "freeze_encoder")
 # Loss terms that are not conventional: a recipe switches on at most these.
 FEATURE_TERMS = ("mal", "deep_feature", "lossnet")
 
@@ -34,7 +35,8 @@ def recipe_names() -> list[str]:
 
 
 def load_recipe(name: str) -> dict[str, Any]:
-    """The preset ``name`` as a nested mapping ``{"loss": {...}, "calibrate": {...}}``.
+    """The preset ``name`` as a nested mapping ``{"loss": {...}, "calibrate": {...}}``, plus ``freeze_encoder``
+    when the preset sets it.
 
     Raises:
         ConfigError: no such preset (the message lists the known ones), or it sets anything but
@@ -46,7 +48,12 @@ def load_recipe(name: str) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, Mapping) or set(data) - set(RECIPE_SECTIONS):
         raise ConfigError(f"{path}: a recipe sets only {list(RECIPE_SECTIONS)}, got {sorted(data)}")
-    return {section: dict(data.get(section) or {}) for section in RECIPE_SECTIONS}
+    preset: dict[str, Any] = {section: dict(data.get(section) or {}) for section in ("loss", "calibrate")}
+    if "freeze_encoder" in data:
+        if not isinstance(data["freeze_encoder"], bool):
+            raise ConfigError(f"{path}: freeze_encoder must be true or false, got {data['freeze_encoder']!r}")
+        preset["freeze_encoder"] = data["freeze_encoder"]
+    return preset
 
 
 def switched_on(loss: Mapping[str, Any]) -> set[str]:

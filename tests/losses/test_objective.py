@@ -88,6 +88,8 @@ def test_loss_config_defaults_and_yaml_round_trip(tmp_path) -> None:
         ({"deep_feature_backbone": "whisper"}, "deep_feature_backbone"),
         ({"mal_wieght": 1.0}, "unknown parameter"),
         ({"mal": "lots"}, "expected a number"),
+        ({"mal_init": "imagenet"}, "mal_init"),
+        ({"mal_variant": "dynamic", "mal_init": "random"}, "replaces the frozen snapshot"),
     ],
 )
 def test_loss_config_rejects_bad_recipes(params: dict, message: str) -> None:

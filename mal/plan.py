@@ -4,11 +4,15 @@ A study (``configs/pipeline/<profile>.yaml``, read by :meth:`StudyPlan.for_profi
 
 - one warm-up per architecture (stage 1, the conventional loss), per seed;
 - every stage-2 *system*: an architecture, a loss recipe (a preset in ``configs/recipes/``) and a seed;
+- the stage-2 seeds (``seeds``): every system runs once per seed (data order and crops), from the same warm-up,
+  so that differences to the baseline can be paired within a seed and bootstrapped over seeds
+  (:func:`mal.stats.hierarchical_paired_difference`);
 - the notebook parameters of the corpus, lossnet, analysis and evaluation steps.
 
 The rules that make the comparison fair are declared here and nowhere else:
 
-- **run folders**: ``<runs_root>/<profile>/<step>`` (:meth:`StudyPlan.run_dir`);
+- **run folders**: ``<runs_root>/<profile>/<step>`` (:meth:`StudyPlan.run_dir`); a system's run with a stage-2
+  seed other than its warm-up's is the step ``<label>-s<seed>`` (:func:`seeded_name`);
 - **the checkpoint that counts** is a run's ``checkpoints/last.pt`` (:data:`COUNTED_CHECKPOINT`): every stage-2
   system has then trained for exactly the same steps; ``best.pt`` would pick each system's best validation
   point, i.e. a different number of steps per system;
@@ -65,6 +69,11 @@ def default_corpus_root() -> str:
     return str(StudyPlan(profile=DEFAULT_PROFILE).corpus_root)
 
 
+def seeded_name(label: str, seed: int, default_seed: int) -> str:
+    """Step name of a system's run: ``<label>`` at its default seed, ``<label>-s<seed>`` at the others."""
+    return label if seed == default_seed else f"{label}-s{seed}"
+
+
 def warmup_name(arch: str, seed: int, study_seed: int) -> str:
     """Step name of an architecture's warm-up: ``warmup-<arch>`` (``-s<seed>`` for seeds other than the study's)."""
     return f"warmup-{arch}" if seed == study_seed else f"warmup-{arch}-s{seed}"
@@ -97,6 +106,8 @@ class StudyPlan(ConfigBase):
     profile: str = "quick"  # label of the study; outputs go to <runs_root>/<profile>/
     description: str = ""  # one line for results.md
     seed: int = 0  # the corpus, every warm-up and every bootstrap; a system may name its own (own warm-up)
+    seeds: list[int] = dataclasses.field(default_factory=list)  # stage-2 seeds (data order) every system runs, each
+    #   from the system's warm-up; [] = one run at the warm-up's seed. Runs at other seeds are "<label>-s<seed>".
     cores: int = 2  # CPU cores to pack steps onto (each step says how many threads it uses)
     runs_root: str = "runs"  # parent of the study folder
     data_root: str = ""  # corpus root; "" = data/corpora/<corpus profile>
@@ -132,6 +143,12 @@ class StudyPlan(ConfigBase):
                     raise ConfigError(f"StudyPlan.compare: {label!r} is not a system ({sorted(self.systems)})")
         if self.cores < 1:
             raise ConfigError(f"StudyPlan.cores must be ≥ 1, got {self.cores}")
+        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise ConfigError(f"StudyPlan.seeds must be distinct seeds ≥ 0, got {self.seeds}")
+        runs = [name for label, spec in self.systems.items() for name in self._seeded_runs(label, spec)]
+        clashes = sorted({name for name in runs if runs.count(name) > 1})
+        if clashes:
+            raise ConfigError(f"StudyPlan: the runs {clashes} are named twice (a system label ends in -s<seed>?)")
 
     @classmethod
     def for_profile(cls, profile: str, **overrides: Any) -> StudyPlan:
@@ -190,6 +207,22 @@ class StudyPlan(ConfigBase):
     def uses_lossnet(self) -> bool:
         return any(spec.get("recipe") == "lossnet" for spec in self.systems.values())
 
+    def stage2_seeds(self, spec: Mapping[str, Any]) -> list[int]:
+        """The stage-2 seeds of one system: ``seeds``, or its warm-up's seed alone."""
+        return list(self.seeds) or [int(spec.get("seed", self.seed))]
+
+    def _seeded_runs(self, label: str, spec: Mapping[str, Any]) -> list[str]:
+        default = int(spec.get("seed", self.seed))
+        return [seeded_name(label, s, default) for s in self.stage2_seeds(spec)]
+
+    def system_runs(self) -> dict[str, tuple[str, int]]:
+        """Run (step) name → (system label, stage-2 seed), for every system of :meth:`all_systems` × its seeds."""
+        out = {}
+        for label, spec in self.all_systems().items():
+            for name, seed in zip(self._seeded_runs(label, spec), self.stage2_seeds(spec), strict=True):
+                out[name] = (label, seed)
+        return out
+
     def warmups(self) -> dict[str, tuple[str, int]]:
         """Warm-up step name → (architecture, seed), for every (architecture, seed) a system needs."""
         pairs = {(arch, self.seed) for arch in self.warmup}
@@ -206,25 +239,30 @@ class StudyPlan(ConfigBase):
         fields.setdefault("model", {}).setdefault("name", arch)
         return TrainConfig.from_params(fields)
 
-    def system_config(self, label: str, spec: Mapping[str, Any]) -> TrainConfig:
-        """The validated stage-2 TrainConfig of one system (see :func:`branch_config`)."""
-        seed = int(spec.get("seed", self.seed))
-        warm = warmup_name(spec["arch"], seed, self.seed)
-        warmup = self.warmup_config(spec["arch"], seed, self.run_dir(warm)).to_dict()
+    def system_config(self, label: str, spec: Mapping[str, Any], seed: int | None = None) -> TrainConfig:
+        """The validated stage-2 TrainConfig of one system at one stage-2 ``seed`` (default: its warm-up's), see
+        :func:`branch_config`: the seed changes the data order and crops, never the warm-up it starts from."""
+        warm_seed = int(spec.get("seed", self.seed))
+        seed = warm_seed if seed is None else seed
+        warm = warmup_name(spec["arch"], warm_seed, self.seed)
+        warmup = self.warmup_config(spec["arch"], warm_seed, self.run_dir(warm)).to_dict()
         own = {k: v for k, v in spec.items() if k not in SYSTEM_KEYS}
-        own.update(run_dir=str(self.run_dir(label)), init_checkpoint=str(self.checkpoint(warm)))
+        run = seeded_name(label, seed, warm_seed)
+        own.update(run_dir=str(self.run_dir(run)), init_checkpoint=str(self.checkpoint(warm)), seed=seed)
         if own.get("recipe") == "lossnet":
             own["loss.lossnet_path"] = str(self.lossnet_checkpoint)
         return branch_config(warmup, self.stage2, own)
 
     def training_config(self, name: str) -> TrainConfig:
-        """The validated TrainConfig of one training run of the study: a warm-up (``warmup-<arch>``) or a system."""
-        warmups, systems = self.warmups(), self.all_systems()
+        """The validated TrainConfig of one training run of the study: a warm-up (``warmup-<arch>``) or a system's
+        run (``<label>`` or ``<label>-s<seed>``)."""
+        warmups, runs = self.warmups(), self.system_runs()
         if name in warmups:
             return self.warmup_config(*warmups[name], self.run_dir(name))
-        if name in systems:
-            return self.system_config(name, systems[name])
-        raise ConfigError(f"study {self.profile!r} trains no run named {name!r}; runs are {[*warmups, *systems]}")
+        if name in runs:
+            label, seed = runs[name]
+            return self.system_config(label, self.all_systems()[label], seed)
+        raise ConfigError(f"study {self.profile!r} trains no run named {name!r}; runs are {[*warmups, *runs]}")
 
 
 def training_steps(plan: StudyPlan, notebook_dir: Path | None = None, after: tuple[str, ...] = ()) -> list[Step]:
@@ -234,11 +272,13 @@ def training_steps(plan: StudyPlan, notebook_dir: Path | None = None, after: tup
     for name, (arch, seed) in plan.warmups().items():
         cfg = plan.warmup_config(arch, seed, plan.run_dir(name))
         steps.append(_training_step(name, cfg, after, extra))
-    for label, spec in plan.all_systems().items():
-        cfg = plan.system_config(label, spec)
+    systems = plan.all_systems()
+    for name, (label, seed) in plan.system_runs().items():
+        spec = systems[label]
+        cfg = plan.system_config(label, spec, seed)
         warm = warmup_name(spec["arch"], int(spec.get("seed", plan.seed)), plan.seed)
         deps = (warm, LOSSNET) if spec.get("recipe") == "lossnet" else (warm,)
-        steps.append(_training_step(label, cfg, deps, extra))
+        steps.append(_training_step(name, cfg, deps, extra))
     return steps
 
 

@@ -50,6 +50,32 @@ def test_quick_graph_links_every_step(tmp_path) -> None:
     assert roots == {str(cfg.corpus_root)}
 
 
+def test_seeds_grid_runs_every_system_per_seed_from_one_warmup(tmp_path) -> None:
+    systems = {
+        "specmask-baseline": {"arch": "specmask", "recipe": "conventional"},
+        "specmask-frozen-encoder": {"arch": "specmask", "recipe": "conventional-frozen-encoder"},
+        "specmask-mal-random": {"arch": "specmask", "recipe": "mal-random-encoder"},
+    }
+    cfg = _quick(tmp_path, seeds=[0, 1, 2], systems=systems, compare={}, warmup={"specmask": {}})
+    runs = cfg.system_runs()
+    assert runs["specmask-baseline"] == ("specmask-baseline", 0)  # the study seed keeps the unseeded folder
+    assert runs["specmask-mal-random-s2"] == ("specmask-mal-random", 2)
+    assert len(runs) == 9 and list(cfg.warmups()) == ["warmup-specmask"]  # one warm-up: seeds vary stage 2 only
+    steps = {s.name: s for s in build_steps(cfg)}
+    for name, (label, seed) in runs.items():
+        step = steps[name]
+        assert step.params["seed"] == seed and step.params["run_dir"] == str(cfg.run_dir(name))
+        assert step.params["init_checkpoint"] == str(cfg.checkpoint("warmup-specmask")) and step.deps == (
+            "warmup-specmask",
+        )
+        assert step.params["recipe"] == systems[label]["recipe"]
+    assert set(runs) <= set(steps["evaluation"].params["checkpoints"])
+    control = cfg.training_config("specmask-frozen-encoder-s1")
+    assert control.freeze_encoder and control.seed == 1 and control.stage == "stage2"
+    # Without seeds, the quick study's runs are its systems, as before.
+    assert list(_quick(tmp_path).system_runs()) == list(_quick(tmp_path).all_systems())
+
+
 def test_changed_parameter_reruns_only_what_depends_on_it(tmp_path) -> None:
     cfg = _quick(tmp_path)
     before = fingerprints(build_steps(cfg))
@@ -71,6 +97,11 @@ def test_changed_parameter_reruns_only_what_depends_on_it(tmp_path) -> None:
         ({"cores": 0}, "cores"),
         ({"warmup": {}}, "at least one architecture"),
         ({"systems": {"x": {"arch": "specmask", "recipe": "mal"}}}, "unknown recipe"),
+        ({"seeds": [0, 0]}, "distinct seeds"),
+        (
+            {"seeds": [0, 1], "systems": {"a": {"arch": "specmask"}, "a-s1": {"arch": "specmask"}}, "compare": {}},
+            "twice",
+        ),
     ],
 )
 def test_bad_pipeline_configs_are_refused(tmp_path, changes, message) -> None:

@@ -95,21 +95,40 @@ def metric_table(summary: pd.DataFrame, dataset: str, systems: list[str], metric
     return "\n".join(lines)
 
 
-def paired_table(per_file: pd.DataFrame, pairs: list[tuple[str, str]], datasets: list[str], n_boot: int, seed: int):
-    """Markdown table of paired differences ``a − b`` with bootstrap CIs, per dataset and metric."""
-    from mal.stats import paired_difference
+def seeded_per_file(per_file: pd.DataFrame, runs: dict[str, tuple[str, int]]) -> pd.DataFrame:
+    """The rows of the systems' runs, relabelled by system with a ``seed`` column (``runs``: run → (label, seed),
+    :meth:`StudyPlan.system_runs`); rows of anything else (noisy, oracle, warm-ups) are dropped."""
+    rows = per_file[per_file["system"].isin(list(runs))]
+    labels = rows["system"].map(lambda run: runs[run][0])
+    seeds = rows["system"].map(lambda run: runs[run][1])
+    return rows.assign(system=labels, seed=seeds)
 
+
+def paired_table(per_file: pd.DataFrame, pairs: list[tuple[str, str]], datasets: list[str], n_boot: int, seed: int):
+    """Markdown table of paired differences ``a − b`` with bootstrap CIs, per dataset and metric.
+
+    With a ``seed`` column (several stage-2 seeds, :func:`seeded_per_file`) the differences are paired within a
+    seed and the interval resamples seeds, then files (:func:`mal.stats.hierarchical_paired_difference`).
+    """
+    from mal.stats import SEED_COLUMN, hierarchical_paired_difference, paired_difference
+
+    seeded = SEED_COLUMN in per_file
+    difference = hierarchical_paired_difference if seeded else paired_difference
     metrics = [m for m in PAIRED_METRICS if m in set(per_file["metric"])]
     lines = ["| comparison | dataset | " + " | ".join(f"Δ {m}" for m in metrics) + " | files |"]
-    lines.append("|---" * (len(metrics) + 3) + "|")
+    lines[0] += " seeds |" if seeded else ""
+    lines.append("|---" * (len(metrics) + 3 + seeded) + "|")
     records = []
     for a, b in pairs:
         for dataset in datasets:
-            diffs = [paired_difference(per_file, a, b, m, dataset, n_boot=n_boot, seed=seed) for m in metrics]
+            diffs = [difference(per_file, a, b, m, dataset, n_boot=n_boot, seed=seed) for m in metrics]
             records += diffs
             cells = [_fmt(d["mean_diff"], d["ci_low"], d["ci_high"], 3) for d in diffs]
             n = max((d["n_files"] for d in diffs), default=0)
-            lines.append(f"| {a} − {b} | {dataset} | " + " | ".join(cells) + f" | {n} |")
+            line = f"| {a} − {b} | {dataset} | " + " | ".join(cells) + f" | {n} |"
+            if seeded:
+                line += f" {max((d['n_seeds'] for d in diffs), default=0)} |"
+            lines.append(line)
     return "\n".join(lines), records
 
 
@@ -159,7 +178,10 @@ def write_results(cfg: StudyPlan, outcomes: list[StepOutcome], wall: float) -> P
         out += [f"## {dataset}", "", metric_table(summary, dataset, systems, TABLE_METRICS), ""]
     paired_records: list[dict[str, Any]] = []
     if pairs:
-        table, paired_records = paired_table(per_file, pairs, datasets, n_boot, seed)
+        runs = cfg.system_runs()
+        several_seeds = len({s for _, s in runs.values()}) > 1
+        paired_input = seeded_per_file(per_file, runs) if several_seeds else per_file
+        table, paired_records = paired_table(paired_input, pairs, datasets, n_boot, seed)
         figure = write_headline(paired_records, study / HEADLINE, f"{cfg.profile} study, seed {cfg.seed}")
         out += [
             "## Paired differences (MAL − baseline)",
@@ -203,27 +225,39 @@ def _training_section(cfg: StudyPlan) -> list[str]:
         "",
         "Validation subset of the valid split (never a test split); `noisy` is the input on the same files.",
         "",
-        "| run | recipe | global step | valid PESQ-WB (noisy) | valid SI-SDR dB (noisy) | s / step | step cost |",
-        "|---|---|---|---|---|---|---|",
+        "| run | recipe | global step | valid PESQ-WB (noisy) | valid SI-SDR dB (noisy) | grad norm | "
+        "Δθ/θ % (encoder, decoder) | s / step | step cost |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     baseline_time: dict[str, float] = {}
-    for label in [*cfg.warmups(), *cfg.all_systems()]:
-        s = _read_json(cfg.run_dir(label) / "summary.json")
+    systems, runs = cfg.all_systems(), cfg.system_runs()
+    for name in [*cfg.warmups(), *runs]:
+        s = _read_json(cfg.run_dir(name) / "summary.json")
         if not s:
             continue
         recipe = s.get("params", {}).get("recipe", "conventional")
         valid, noisy = s.get("valid", {}), s.get("noisy", {})
         step_time = s.get("step_time_s")
-        arch = cfg.systems.get(label, {}).get("arch")
-        if label in cfg.systems and cfg.systems[label].get("recipe") == "conventional" and step_time:
+        spec = systems.get(runs[name][0], {}) if name in runs else {}
+        arch = spec.get("arch")
+        if spec.get("recipe") == "conventional" and step_time:
             baseline_time.setdefault(arch, step_time)
         ratio = step_time / baseline_time[arch] if step_time and arch in baseline_time else math.nan
+        moved = {k: s.get(f"weight_change{k}") for k in ("", "_encoder", "_decoder")}
+        pct = {k: _num(100 * v, 3) if isinstance(v, (int, float)) else "n/a" for k, v in moved.items()}
         lines.append(
-            f"| {label} | {recipe} | {s.get('global_step', '')} | {_num(valid.get('pesq_wb'))} "
+            f"| {name} | {recipe} | {s.get('global_step', '')} | {_num(valid.get('pesq_wb'))} "
             f"({_num(noisy.get('pesq_wb'))}) | {_num(valid.get('si_sdr'))} ({_num(noisy.get('si_sdr'))}) | "
+            f"{_num(s.get('grad_norm_mean'), 3)} | {pct['']} ({pct['_encoder']}, {pct['_decoder']}) | "
             f"{_num(step_time, 3)} | {_num(ratio)}× |"
         )
-    return [*lines, "", "Step cost is relative to the same architecture's stage-2 baseline.", ""]
+    return [
+        *lines,
+        "",
+        "`grad norm` is the stage's mean total gradient norm before clipping; `Δθ/θ` is how far the stage moved the "
+        "weights, ‖θ − θ_start‖ / ‖θ_start‖. Step cost is relative to the same architecture's stage-2 baseline.",
+        "",
+    ]
 
 
 def _num(value: Any, digits: int = 2) -> str:

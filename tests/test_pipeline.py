@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mal.config import ConfigError
-from mal.pipeline import run_pipeline
+from mal.pipeline import _training_section, paired_table, run_pipeline, seeded_per_file
 from mal.plan import StudyPlan, build_steps
 from mal.runner import fingerprints
 from mal.train import TrainConfig
@@ -74,6 +74,32 @@ def test_seeds_grid_runs_every_system_per_seed_from_one_warmup(tmp_path) -> None
     assert control.freeze_encoder and control.seed == 1 and control.stage == "stage2"
     # Without seeds, the quick study's runs are its systems, as before.
     assert list(_quick(tmp_path).system_runs()) == list(_quick(tmp_path).all_systems())
+
+
+def test_results_pair_within_seeds_and_show_step_sizes(tmp_path) -> None:
+    systems = {"specmask-baseline": {"arch": "specmask"}, "specmask-mal": {"arch": "specmask", "recipe": "mal-frozen"}}
+    cfg = _quick(tmp_path, seeds=[0, 1], systems=systems, compare={}, warmup={"specmask": {}})
+    rows = []
+    for run, gain in (("specmask-mal", 0.05), ("specmask-mal-s1", -0.03), ("specmask-baseline", 0.0)):
+        rows += [(run, "in", f"f{i}", "pesq_wb", 2.0 + gain + 0.01 * (i % 3)) for i in range(30)]
+    rows += [("specmask-baseline-s1", "in", f"f{i}", "pesq_wb", 2.0 + 0.01 * (i % 3)) for i in range(30)]
+    rows += [("noisy", "in", f"f{i}", "pesq_wb", 1.2) for i in range(30)]
+    per_file = pd.DataFrame(rows, columns=["system", "dataset", "file", "metric", "value"])
+    seeded = seeded_per_file(per_file, cfg.system_runs())
+    assert set(seeded["system"]) == set(systems) and sorted(set(seeded["seed"])) == [0, 1]
+    table, records = paired_table(seeded, [("specmask-mal", "specmask-baseline")], ["in"], n_boot=300, seed=0)
+    (record,) = records
+    assert record["n_seeds"] == 2 and record["n_files"] == 60 and record["mean_diff"] == pytest.approx(0.01)
+    assert record["ci_low"] < 0 < record["ci_high"]  # the seeds disagree: not resolved
+    assert table.splitlines()[0].endswith("| files | seeds |") and table.splitlines()[-1].endswith("| 60 | 2 |")
+    # The training table shows every seed's run with its gradient norm and weight change.
+    for run in ("specmask-mal", "specmask-mal-s1"):
+        summary = {"grad_norm_mean": 0.75, "weight_change": 0.012, "weight_change_encoder": 0.01}
+        cfg.run_dir(run).mkdir(parents=True)
+        (cfg.run_dir(run) / "summary.json").write_text(json.dumps(summary))
+    lines = [line for line in _training_section(cfg) if line.startswith("| specmask-mal")]
+    assert [line.split(" | ")[0] for line in lines] == ["| specmask-mal", "| specmask-mal-s1"]
+    assert "| 0.750 | 1.200 (1.000, n/a) |" in lines[1]
 
 
 def test_changed_parameter_reruns_only_what_depends_on_it(tmp_path) -> None:

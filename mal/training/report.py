@@ -58,10 +58,18 @@ def record_summary(run_dir: str | Path, **sections: Any) -> dict[str, Any]:
 
 
 def headline(summary: dict[str, Any]) -> pd.DataFrame:
-    """A small table: validation metrics of the model next to the noisy input's, and the throughput."""
+    """A small table: validation metrics of the model next to the noisy input's, the step size (mean gradient norm
+    before clipping, and how far the stage moved the weights: ‖Δθ‖/‖θ‖ in all and per half) and the throughput."""
     valid, noisy = summary.get("valid", {}), summary.get("noisy", {})
     metrics = [m for m in valid if not m.endswith("_files") and not m.startswith("loss") and m in noisy]
     rows = [{"metric": m, "model": valid[m], "noisy input": noisy[m], "gain": valid[m] - noisy[m]} for m in metrics]
+    step_size = {
+        "grad_norm_mean": "gradient norm (stage mean)",
+        "weight_change": "weight change ‖Δθ‖/‖θ‖",
+        "weight_change_encoder": "weight change, encoder",
+        "weight_change_decoder": "weight change, decoder",
+    }
+    rows += [{"metric": label, "model": summary.get(key)} for key, label in step_size.items()]
     rows.append({"metric": "step time (s)", "model": summary.get("step_time_s")})
     rows.append({"metric": "samples / s", "model": summary.get("samples_per_s")})
     return pd.DataFrame(rows).set_index("metric")

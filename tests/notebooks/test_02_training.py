@@ -39,6 +39,8 @@ def test_notebook_trains_warmup_then_mal_branch(smoke_corpus, tmp_path) -> None:
     for key in ("pesq_wb", "si_sdr"):
         assert math.isfinite(mal_run["valid"][key]) and math.isfinite(mal_run["noisy"][key])
     assert mal_run["step_time_s"] > 0 and mal_run["samples_per_s"] > 0
+    # The step-size columns of the results tables.
+    assert mal_run["grad_norm_mean"] > 0 and 0 < mal_run["weight_change"] < 1
     figures = [Path(p) for p in mal_run["figures"]]
     assert {p.stem for p in figures} == {"loss_terms", "mal_vs_conventional", "validation"}
     assert all(p.is_file() and p.with_suffix(".svg").is_file() for p in figures)

@@ -5,6 +5,8 @@ Systems (:class:`SystemSpec`):
 * ``noisy``: the unprocessed input (the floor every system must beat);
 * ``spectral-gating``: ``noisereduce.reduce_noise`` with its defaults (non-stationary gating), the classical
   baseline a practitioner tries first;
+* ``oracle-mask``: the bounded magnitude mask computed from the clean reference, with the noisy phase
+  (:mod:`mal.oracle`): the ceiling row next to the noisy floor, so a reader sees how much headroom a model takes;
 * ``checkpoint``: a trained mal checkpoint, enhanced with :func:`mal.enhance.enhance` (chunked overlap-add for
   files longer than ``chunk_seconds``).
 
@@ -35,11 +37,13 @@ import torch
 from mal.config import ConfigBase, ConfigError
 from mal.io import atomic_open
 
-SystemKind = Literal["noisy", "spectral-gating", "checkpoint"]
+SystemKind = Literal["noisy", "spectral-gating", "oracle-mask", "checkpoint"]
 META_COLUMNS = ("snr_db", "noise_type", "speaker", "language", "rt60_s", "duration_s")
 PER_FILE_COLUMNS = ("system", "dataset", "file", "metric", "value", "reason")
 SUMMARY_COLUMNS = ("system", "dataset", "domain", "metric", "mean", "ci_low", "ci_high", "n_files", "n_nan")
 SAMPLE_RATE = 16000
+# The reference systems every table shows: the floor, the classical baseline, and the oracle ceiling.
+DEFAULT_BASELINES = ("noisy", "spectral-gating", "oracle-mask")
 
 
 @dataclasses.dataclass
@@ -47,7 +51,7 @@ class SystemSpec(ConfigBase):
     """One system to evaluate."""
 
     name: str  # label in every table and figure
-    kind: SystemKind = "checkpoint"  # noisy | spectral-gating | checkpoint
+    kind: SystemKind = "checkpoint"  # noisy | spectral-gating | oracle-mask | checkpoint
     checkpoint: str = ""  # path of a mal checkpoint (kind "checkpoint" only)
 
     def validate(self) -> None:
@@ -86,7 +90,7 @@ class DatasetSpec(ConfigBase):
 
 
 def _default_systems() -> list[SystemSpec]:
-    return [SystemSpec("noisy", "noisy"), SystemSpec("spectral-gating", "spectral-gating")]
+    return [SystemSpec(kind, kind) for kind in DEFAULT_BASELINES]
 
 
 @dataclasses.dataclass
@@ -264,7 +268,8 @@ def improvement_table(
 
 
 class _System:
-    """Callable ``noisy (1, T) → estimate (1, T)`` for one :class:`SystemSpec`."""
+    """Callable ``(noisy (1, T), clean (1, T)) → estimate (1, T)`` for one :class:`SystemSpec` (only the oracle
+    reads ``clean``)."""
 
     def __init__(self, spec: SystemSpec, cfg: EvalConfig, device: torch.device) -> None:
         self.spec = spec
@@ -276,9 +281,13 @@ class _System:
 
             self.model = load(spec.checkpoint, map_location=device).to(device).eval()
 
-    def __call__(self, noisy: torch.Tensor) -> torch.Tensor:
+    def __call__(self, noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
         if self.spec.kind == "noisy":
             return noisy
+        if self.spec.kind == "oracle-mask":
+            from mal.oracle import oracle_mask_estimate
+
+            return oracle_mask_estimate(noisy, clean)
         if self.spec.kind == "spectral-gating":
             import noisereduce
 
@@ -335,7 +344,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
                         failed[index] = load_error
                         continue
                     try:
-                        estimate = system(noisy)
+                        estimate = system(noisy, clean)
                     except Exception as err:
                         failed[index] = f"error enhancing with {system.spec.name}: {type(err).__name__}: {err}"
                         continue
@@ -473,7 +482,7 @@ class CrossDatasetConfig(ConfigBase):
     data_root: str = "data/corpora/quick"  # mal-offline corpus that plain split names refer to
     datasets: dict[str, str] = dataclasses.field(default_factory=_default_eval_datasets)  # label: split or L:ROOT:S
     checkpoints: dict[str, str] = dataclasses.field(default_factory=_default_checkpoints)  # label: checkpoint path
-    baselines: str = "noisy,spectral-gating"  # non-learned systems, comma-separated
+    baselines: str = ",".join(DEFAULT_BASELINES)  # non-learned systems, comma-separated
     metrics: str = ""  # comma-separated metric names; "" = every default metric
     delta_metrics: str = "pesq_wb,si_sdr,dnsmos_ovrl"  # metrics of the Δ-over-noisy table
     max_files: int = 0  # first N files per dataset (0 = all)

@@ -176,7 +176,8 @@ def test_cli(folders, tmp_path, capsys) -> None:
         )
     assert code == 0
     summary = pd.read_csv(out / "summary.csv")
-    assert set(summary["system"]) == {"noisy", "spectral-gating"} and (summary["n_files"] + summary["n_nan"] == 2).all()
+    assert set(summary["system"]) == {"noisy", "spectral-gating", "oracle-mask"}
+    assert (summary["n_files"] + summary["n_nan"] == 2).all()
     assert "si_sdr" in capsys.readouterr().out
 
 
@@ -196,3 +197,18 @@ def test_figures_and_listening_widget(result) -> None:
     widget = listening_widget(result.out_dir)
     picker = widget.children[0].children
     assert picker[0].value == "toy" and list(picker[1].options) == ["utt0"]
+
+
+def test_oracle_mask_row_is_the_ceiling(folders, tmp_path) -> None:
+    """The oracle row reads the clean reference: on every file it beats the noisy input by a wide margin."""
+    root, _ = folders
+    res = evaluate(
+        [SystemSpec("noisy", "noisy"), SystemSpec("oracle-mask", "oracle-mask")],
+        [DatasetSpec("toy", "folders", root, "", max_files=3)],
+        ["si_sdr"],
+        workers=1,
+        out_dir=tmp_path,
+        progress=False,
+    )
+    pf = res.per_file.dropna(subset=["value"]).pivot(index="file", columns="system", values="value")
+    assert len(pf) >= 2 and (pf["oracle-mask"] > pf["noisy"] + 3.0).all()

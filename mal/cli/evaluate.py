@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baselines",
         default=None,
-        help="comma-separated baseline systems among noisy,spectral-gating (default both; '' for none)",
+        help="comma-separated reference systems among noisy,spectral-gating,oracle-mask (default all; '' for none)",
     )
     parser.add_argument("--metrics", help="comma-separated metric names (default: every metric defined at 16 kHz)")
     parser.add_argument("--workers", type=int, help="scoring processes (default 1)")
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from mal.data import DataError
-    from mal.evaluate import EvalConfig, run_evaluation
+    from mal.evaluate import DEFAULT_BASELINES, EvalConfig, run_evaluation
     from mal.models.registry import CheckpointError
 
     try:
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             params = EvalConfig.load(args.config).to_dict()
         systems = params.get("systems")
         if systems is None or args.baselines is not None or args.checkpoint:
-            base = "noisy,spectral-gating" if args.baselines is None else args.baselines
+            base = ",".join(DEFAULT_BASELINES) if args.baselines is None else args.baselines
             if systems is None or args.baselines is not None:
                 systems = [{"name": b, "kind": b} for b in base.split(",") if b]
             for item in args.checkpoint:

@@ -3,7 +3,8 @@
 Waveforms are 16 kHz, shaped ``(B, T)`` or ``(B, 1, T)``; both arguments must have the same shape (else
 ``ValueError`` naming both); every loss returns a scalar tensor (the batch mean).
 
-- conventional: :class:`WaveformL1`, :class:`MultiResolutionSTFTLoss`, :class:`SISDRLoss`;
+- conventional: :class:`WaveformL1`, :class:`MultiResolutionSTFTLoss`, :class:`CompressedSpectralLoss`,
+  :class:`SISDRLoss`;
 - Model as Loss: :class:`ModelAsLoss` (``frozen`` / ``frozen-fe`` / ``dynamic``, DESIGN.md §1);
 - deep feature losses: :class:`DeepFeatureLoss` (WavLM / wav2vec 2.0 / HuBERT through torchaudio) and
   :class:`LossNetFeatureLoss` (a small loss network ``mal`` pretrains offline with :func:`pretrain_lossnet`);
@@ -19,8 +20,10 @@ from mal.losses.deep_feature import DeepFeatureLoss
 from mal.losses.lossnet import LossNet, LossNetConfig, LossNetFeatureLoss, load_lossnet, pretrain_lossnet
 from mal.losses.model_as_loss import ModelAsLoss
 from mal.losses.objective import TERM_NAMES, LossConfig, build_objective, calibrate_weight
+from mal.losses.spectral import CompressedSpectralLoss
 
 __all__ = [
+    "CompressedSpectralLoss",
     "TERM_NAMES",
     "DeepFeatureLoss",
     "LossConfig",

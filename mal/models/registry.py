@@ -27,6 +27,7 @@ CHECKPOINT_FORMAT = "mal-checkpoint/1"
 REGISTRY: dict[str, str] = {
     "waveunet": "mal.models.waveunet:WaveUNet",
     "specmask": "mal.models.specmask:SpecMask",
+    "bandcrn": "mal.models.bandcrn:BandCRN",
 }
 
 

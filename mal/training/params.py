@@ -37,7 +37,7 @@ from mal.config import ConfigBase, ConfigError
 from mal.training.config import TrainConfig
 
 # The conventional terms of a LossConfig, scaled by lambda_rec when another term leads the recipe.
-CONVENTIONAL_TERMS = ("l1", "mrstft", "sisdr")
+CONVENTIONAL_TERMS = ("l1", "mrstft", "spectral", "sisdr")
 # The non-conventional terms; a recipe switches on one of them and switches off the others.
 FEATURE_TERMS = ("mal", "deep_feature", "lossnet")
 

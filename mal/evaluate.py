@@ -275,6 +275,7 @@ class _System:
             from mal.models import load
 
             self.model = load(spec.checkpoint, map_location=device).to(device).eval()
+        self.source = spec.checkpoint or spec.name
 
     def __call__(self, noisy: torch.Tensor) -> torch.Tensor:
         if self.spec.kind == "noisy":
@@ -286,7 +287,8 @@ class _System:
             return torch.from_numpy(np.asarray(out, dtype=np.float32))[None]
         from mal.enhance import enhance
 
-        return enhance(self.model, noisy, self.cfg.chunk_seconds, self.cfg.overlap_seconds, self.device).cpu()
+        out = enhance(self.model, noisy, self.cfg.chunk_seconds, self.cfg.overlap_seconds, self.device, self.source)
+        return out.cpu()
 
 
 def _safe_name(file_id: str) -> str:
@@ -300,7 +302,7 @@ def _safe_name(file_id: str) -> str:
 def run_evaluation(cfg: EvalConfig) -> EvalResult:
     """Run ``cfg`` and write its tables; see the module docstring."""
     from mal.data import open_dataset
-    from mal.enhance import default_device
+    from mal.device import resolve_device
     from mal.metrics import MetricOptions, resolve_metrics, score_many
 
     if not cfg.datasets:
@@ -309,7 +311,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(out_dir / "config.yaml")
     metrics = resolve_metrics(cfg.metrics or None)
-    device = torch.device(cfg.device) if cfg.device else default_device()
+    device = resolve_device(cfg.device)
     systems = [_System(s, cfg, device) for s in cfg.systems]  # load every checkpoint before any work
     opened = [(d, open_dataset(d.loader, d.root, d.split)) for d in cfg.datasets]
 

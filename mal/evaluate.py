@@ -146,6 +146,10 @@ class EvalResult:
             self.per_file, system_a, system_b, metric, dataset, n_boot=self.config.n_boot, seed=self.config.seed
         )
 
+    def failures(self) -> dict[tuple[str, str, str], str]:
+        """``(system, dataset, file) → reason`` for every file that could not be loaded, enhanced or scored."""
+        return failures(self.per_file)
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Statistics
@@ -361,12 +365,18 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
     summary = summarise(per_file, n_boot=cfg.n_boot, seed=cfg.seed, domains=domains)
     _write_csv(per_file, out_dir / "per_file.csv")
     _write_csv(summary, out_dir / "summary.csv")
-    n_bad = per_file.loc[per_file["reason"].str.startswith("error"), "file"].nunique()
+    n_bad = len({file for _, _, file in failures(per_file)})
     if n_bad:
         warnings.warn(
             f"{n_bad} file(s) could not be loaded, enhanced or scored; see 'reason' in per_file.csv", stacklevel=2
         )
     return EvalResult(per_file=per_file, summary=summary, config=cfg, out_dir=out_dir)
+
+
+def failures(per_file: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """``(system, dataset, file) → reason`` of the rows of ``per_file`` whose reason is an error."""
+    bad = per_file[per_file["reason"].astype(str).str.startswith("error")]
+    return {(r.system, r.dataset, r.file): r.reason for r in bad.itertuples()}
 
 
 def _assemble(

@@ -107,7 +107,7 @@ def test_folder_to_folder_mirrors_structure_and_resamples(tmp_path, checkpoint: 
     _write(tmp_path / "noisy" / "sub" / "b.wav", 1.0, sr=8000)  # resampled to 16 kHz on read
     (tmp_path / "noisy" / "notes.txt").write_text("not audio")
     with pytest.warns(UserWarning, match="resampled"):
-        written = enhance_path(tmp_path / "noisy", tmp_path / "clean", checkpoint, progress=False)
+        written = enhance_path(tmp_path / "noisy", tmp_path / "clean", checkpoint, progress=False).written
     assert sorted(p.relative_to(tmp_path / "clean").as_posix() for p in written) == ["a.wav", "sub/b.wav"]
     info = sf.info(tmp_path / "clean" / "sub" / "b.wav")
     assert info.samplerate == SR and info.subtype == "PCM_16" and info.frames == SR
@@ -139,4 +139,4 @@ def test_cli(tmp_path, checkpoint: str, capsys) -> None:
         main(["enhance", str(tmp_path / "in" / "a.wav"), str(tmp_path / "in" / "a.wav"), "--checkpoint", checkpoint])
         == 1
     )
-    assert "refusing to overwrite" in capsys.readouterr().out
+    assert "refusing to overwrite" in capsys.readouterr().err

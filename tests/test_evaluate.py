@@ -174,10 +174,12 @@ def test_cli(folders, tmp_path, capsys) -> None:
                 "2",
             ]
         )
-    assert code == 0
+    assert code == 1  # like mal enhance: every table is written, each failure is reported, the exit status says so
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["system"]) == {"noisy", "spectral-gating"} and (summary["n_files"] + summary["n_nan"] == 2).all()
-    assert "si_sdr" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "si_sdr" in captured.out
+    assert "toy/broken (noisy): error loading broken" in captured.err and "1 file(s) failed" in captured.err
 
 
 def test_figures_and_listening_widget(result) -> None:

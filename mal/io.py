@@ -128,14 +128,24 @@ def torch_load_checked(
         raise error(f"{kind} not found: {path}{missing_hint}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:  # what weights_only raises for anything outside its allow-list
-        raise error(
-            f"{path}: refused to load this {kind}: it holds Python objects other than tensors and plain "
-            f"values, and unpickling them could run code. Only load files from sources you trust; mal "
-            f"writes none of these. ({str(err).splitlines()[0]})"
-        ) from err
+    except pickle.UnpicklingError as err:
+        detail = _unpickler_detail(str(err))
+        if "global" in detail.lower():  # weights_only met a name outside its allow-list: code, not data
+            raise error(
+                f"{path}: refused to load this {kind}: it names Python code ({detail}) and unpickling it could "
+                "run that code. mal checkpoints hold only tensors and plain values; load files only from "
+                "sources you trust"
+            ) from err
+        raise error(f"{path}: unreadable {kind} (UnpicklingError: {detail})") from err
     except Exception as err:  # torch raises several unrelated types for truncated/corrupt files
         raise error(f"{path}: unreadable {kind} ({type(err).__name__}: {err})") from err
+
+
+def _unpickler_detail(text: str) -> str:
+    """The one informative sentence of torch's long weights_only error (the rest is generic advice)."""
+    _, found, rest = text.partition("WeightsUnpickler error:")
+    detail = (rest if found else text).strip().split("\n\n")[0].strip()
+    return detail.split(" was not an allowed global")[0][:200] or "unknown error"
 
 
 def payload_digest(obj: Any) -> str:

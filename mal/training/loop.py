@@ -578,9 +578,7 @@ class Trainer:
         found: dict[str, dict[str, float]] = {"train": {}, "valid": {}}
         for row in rows:
             if row.get("kind") in found:
-                found[row["kind"]] = {
-                    k: (math.nan if v is None else v) for k, v in row.items() if k not in bookkeeping
-                }
+                found[row["kind"]] = {k: (math.nan if v is None else v) for k, v in row.items() if k not in bookkeeping}
         return found["train"], found["valid"]
 
     def _noisy_scores(self, items: list[tuple[torch.Tensor, torch.Tensor, str]]) -> dict[str, float]:

@@ -148,7 +148,8 @@ class EvalResult:
 
     def failures(self) -> dict[tuple[str, str, str], str]:
         """``(system, dataset, file) → reason`` for every file that could not be loaded, enhanced or scored."""
-        return failures(self.per_file)
+        bad = self.per_file[self.per_file["reason"].astype(str).str.startswith("error")]
+        return {(r.system, r.dataset, r.file): r.reason for r in bad.itertuples()}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -365,18 +366,13 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
     summary = summarise(per_file, n_boot=cfg.n_boot, seed=cfg.seed, domains=domains)
     _write_csv(per_file, out_dir / "per_file.csv")
     _write_csv(summary, out_dir / "summary.csv")
-    n_bad = len({file for _, _, file in failures(per_file)})
+    result = EvalResult(per_file=per_file, summary=summary, config=cfg, out_dir=out_dir)
+    n_bad = len({file for _, _, file in result.failures()})
     if n_bad:
         warnings.warn(
             f"{n_bad} file(s) could not be loaded, enhanced or scored; see 'reason' in per_file.csv", stacklevel=2
         )
-    return EvalResult(per_file=per_file, summary=summary, config=cfg, out_dir=out_dir)
-
-
-def failures(per_file: pd.DataFrame) -> dict[tuple[str, str, str], str]:
-    """``(system, dataset, file) → reason`` of the rows of ``per_file`` whose reason is an error."""
-    bad = per_file[per_file["reason"].astype(str).str.startswith("error")]
-    return {(r.system, r.dataset, r.file): r.reason for r in bad.itertuples()}
+    return result
 
 
 def _assemble(

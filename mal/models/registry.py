@@ -98,11 +98,15 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "(an earlier or a fresh checkpoint is needed)"
         )
     missing = [k for k in MODEL_FIELDS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete mal checkpoint: missing {missing}")
     wrong = [
-        f"{k} is {type(ckpt[k]).__name__}" for k, t in MODEL_FIELDS.items() if k in ckpt and not isinstance(ckpt[k], t)
+        f"{k} is a {type(ckpt[k]).__name__}, not a {t.__name__}"
+        for k, t in MODEL_FIELDS.items()
+        if not isinstance(ckpt[k], t)
     ]
-    if missing or wrong:
-        raise CheckpointError(f"{path}: incomplete mal checkpoint (missing {missing}, wrong types {wrong})")
+    if wrong:
+        raise CheckpointError(f"{path}: malformed mal checkpoint: {'; '.join(wrong)}")
     bad = [
         k
         for k, v in ckpt["model_state"].items()

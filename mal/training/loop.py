@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -556,8 +557,6 @@ class Trainer:
 
     def _finished_summary(self) -> dict[str, Any]:
         """The summary a finished run wrote; rebuilt from its history when missing or not for this step."""
-        import json
-
         path = self.run_dir / "summary.json"
         try:
             summary = json.loads(path.read_text())

@@ -33,9 +33,14 @@ def test_missing_model_fields_are_named_not_a_key_error(tmp_path) -> None:
     payload = checkpoint_payload(mal.models.build("specmask", **TINY))
     del payload["model_class"], payload["hparams"]
     path = write_checkpoint(payload, tmp_path / "partial.pt")
-    with pytest.raises(CheckpointError, match=r"partial\.pt: incomplete .*missing \['model_class', 'hparams'\]"):
+    with pytest.raises(
+        CheckpointError, match=r"partial\.pt: incomplete mal checkpoint: missing \['model_class', 'hparams'\]"
+    ):
         mal.models.load(path)
     payload = checkpoint_payload(mal.models.build("specmask", **TINY))
+    path = write_checkpoint({**payload, "hparams": [128, 64]}, tmp_path / "listed.pt")
+    with pytest.raises(CheckpointError, match=r"listed\.pt: malformed mal checkpoint: hparams is a list, not a dict"):
+        mal.models.load(path)
     path = write_checkpoint({**payload, "model_class": "no-such-model"}, tmp_path / "unknown.pt")
     with pytest.raises(CheckpointError, match=r"unknown\.pt: cannot rebuild its model .*no-such-model"):
         mal.models.load(path)

@@ -45,7 +45,7 @@ def smoke_corpus(tmp_path_factory: pytest.TempPathFactory, mal_raw_dir):
 @pytest.fixture
 def malicious_checkpoint(tmp_path_factory: pytest.TempPathFactory):
     """``(checkpoint, marker)``: the checkpoint writes ``marker`` if anything unpickles it unsafely."""
-    from hostile_checkpoints import write_malicious_checkpoint
+    from toy_checkpoints import write_malicious_checkpoint
 
     folder = tmp_path_factory.mktemp("hostile")
     marker = folder / "code_ran.txt"
@@ -58,5 +58,5 @@ def diverged_checkpoint(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     import mal.models
     from mal.models.registry import REGISTRY
 
-    monkeypatch.setitem(REGISTRY, "diverged-test", "hostile_checkpoints:Diverged")
+    monkeypatch.setitem(REGISTRY, "diverged-test", "toy_checkpoints:Diverged")
     return mal.models.save(mal.models.build("diverged-test"), tmp_path_factory.mktemp("diverged") / "diverged.pt")

@@ -13,34 +13,16 @@ import pytest
 import soundfile as sf
 import torch
 from speech_signals import speech_like
+from toy_checkpoints import Gain
 
 import mal.models
 from mal.__main__ import main
 from mal.audio import AudioError
 from mal.config import ConfigError
 from mal.enhance import ModelDivergedError, chunk_bounds, enhance, enhance_path
-from mal.models.base import Encoded, SEModel
 
 SR = 16000
 REPO = Path(__file__).resolve().parents[1]
-
-
-class Gain(SEModel):
-    """A pointwise model (out = 0.5·in): chunking must reproduce whole-input processing exactly."""
-
-    name = "gain-test"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.encoder = torch.nn.Identity()
-        self.decoder = torch.nn.Identity()
-        self.scale = torch.nn.Parameter(torch.tensor(0.5))
-
-    def encode(self, wav: torch.Tensor) -> Encoded:
-        return Encoded(layers=[wav], bottleneck=wav)
-
-    def decode(self, enc: Encoded, length: int) -> torch.Tensor:
-        return enc.bottleneck * self.scale
 
 
 @pytest.mark.parametrize(("length", "chunk", "overlap"), [(100, 40, 10), (100, 100, 10), (101, 40, 0), (7, 40, 5)])

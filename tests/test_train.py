@@ -306,6 +306,13 @@ def test_resuming_a_finished_run_keeps_it_and_repairs_what_a_kill_left(
     assert rebuilt["global_step"] == 6 and math.isnan(rebuilt["wall_seconds"])
 
 
+def test_only_the_last_history_row_may_be_torn(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text('{"step": 1, "kind": "train"}\n{"step": 2, "ki\n{"step": 3, "kind": "train"}\n')
+    with pytest.raises(ValueError, match=r"history\.jsonl:2: damaged history row"):
+        read_history(path)
+
+
 # ------------------------------------------------------------------------------------------------ NaN handling
 class _Bomb(torch.nn.Module):
     """A loss term that turns NaN on its third call."""

@@ -37,7 +37,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 SUMMARY_NAME = "enhance_summary.json"  # written into the output folder of a folder run
 
 
-class ModelDivergedError(RuntimeError):
+class ModelDivergedError(FloatingPointError):
     """The model's output holds NaN/inf samples: its weights are unusable (nothing was written)."""
 
 

@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
+from mal.device import resolve_device
 from mal.train import TrainConfig
 from mal.training.distributed import DistContext
-from mal.training.loop import Trainer, resolve_device
+from mal.training.loop import Trainer
 
 # (label, LossConfig fields): the conventional step first; every other row is relative to it.
 RECIPES: list[tuple[str, dict[str, Any]]] = [

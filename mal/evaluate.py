@@ -150,6 +150,11 @@ class EvalResult:
             self.per_file, system_a, system_b, metric, dataset, n_boot=self.config.n_boot, seed=self.config.seed
         )
 
+    def failures(self) -> dict[tuple[str, str, str], str]:
+        """``(system, dataset, file) → reason`` for every file that could not be loaded, enhanced or scored."""
+        bad = self.per_file[self.per_file["reason"].astype(str).str.startswith("error")]
+        return {(r.system, r.dataset, r.file): r.reason for r in bad.itertuples()}
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Statistics
@@ -280,6 +285,7 @@ class _System:
             from mal.models import load
 
             self.model = load(spec.checkpoint, map_location=device).to(device).eval()
+        self.source = spec.checkpoint or spec.name
 
     def __call__(self, noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
         if self.spec.kind == "noisy":
@@ -295,7 +301,8 @@ class _System:
             return torch.from_numpy(np.asarray(out, dtype=np.float32))[None]
         from mal.enhance import enhance
 
-        return enhance(self.model, noisy, self.cfg.chunk_seconds, self.cfg.overlap_seconds, self.device).cpu()
+        out = enhance(self.model, noisy, self.cfg.chunk_seconds, self.cfg.overlap_seconds, self.device, self.source)
+        return out.cpu()
 
 
 def _safe_name(file_id: str) -> str:
@@ -309,7 +316,7 @@ def _safe_name(file_id: str) -> str:
 def run_evaluation(cfg: EvalConfig) -> EvalResult:
     """Run ``cfg`` and write its tables; see the module docstring."""
     from mal.data import open_dataset
-    from mal.enhance import default_device
+    from mal.device import resolve_device
     from mal.metrics import MetricOptions, resolve_metrics, score_many
 
     if not cfg.datasets:
@@ -318,7 +325,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(out_dir / "config.yaml")
     metrics = resolve_metrics(cfg.metrics or None)
-    device = torch.device(cfg.device) if cfg.device else default_device()
+    device = resolve_device(cfg.device)
     systems = [_System(s, cfg, device) for s in cfg.systems]  # load every checkpoint before any work
     opened = [(d, open_dataset(d.loader, d.root, d.split)) for d in cfg.datasets]
 
@@ -368,12 +375,13 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
     summary = summarise(per_file, n_boot=cfg.n_boot, seed=cfg.seed, domains=domains)
     _write_csv(per_file, out_dir / "per_file.csv")
     _write_csv(summary, out_dir / "summary.csv")
-    n_bad = per_file.loc[per_file["reason"].str.startswith("error"), "file"].nunique()
+    result = EvalResult(per_file=per_file, summary=summary, config=cfg, out_dir=out_dir)
+    n_bad = len({file for _, _, file in result.failures()})
     if n_bad:
         warnings.warn(
             f"{n_bad} file(s) could not be loaded, enhanced or scored; see 'reason' in per_file.csv", stacklevel=2
         )
-    return EvalResult(per_file=per_file, summary=summary, config=cfg, out_dir=out_dir)
+    return result
 
 
 def _assemble(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from mal.config import ConfigError
+from mal.cli import report_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,12 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mal.config import ConfigError
     from mal.data.corpus import CorpusConfig, build_corpus, verify_corpus
     from mal.data.errors import DataError
     from mal.data.summary import format_summary, summarize_corpus
 
     if args.action is None:
-        print("usage: python -m mal corpus {build,verify,summary} ...  (see --help)")
+        print("usage: python -m mal corpus {build,verify,summary} ...  (see --help)", file=sys.stderr)
         return 2
     try:
         if args.action == "build":
@@ -56,5 +58,4 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
         return 0
     except (DataError, ConfigError) as err:
-        print(f"error: {err}")
-        return 1
+        return report_error("corpus", err)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from mal.config import ConfigError
+from mal.cli import report_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_dataset(text: str, max_files: int | None) -> dict:
     """``LABEL=LOADER:ROOT[:SPLIT]`` → DatasetSpec fields (the root may itself contain ':' only with a split)."""
+    from mal.config import ConfigError
+
     label, sep, rest = text.partition("=")
     loader, sep2, location = rest.partition(":")
     if not sep or not sep2 or not label or not loader or not location:
@@ -59,6 +61,7 @@ def parse_dataset(text: str, max_files: int | None) -> dict:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from mal.config import ConfigError
     from mal.data import DataError
     from mal.evaluate import DEFAULT_BASELINES, EvalConfig, run_evaluation
     from mal.models.registry import CheckpointError
@@ -97,9 +100,14 @@ def run(args: argparse.Namespace) -> int:
         cfg = EvalConfig.from_params(params)
         result = run_evaluation(cfg)
     except (ConfigError, DataError, CheckpointError) as err:
-        print(f"mal evaluate: error: {err}")
-        return 1
+        return report_error("evaluate", err)
     table = result.summary.pivot_table(index=["dataset", "system"], columns="metric", values="mean", sort=False)
     print(table.round(3).to_string())
     print(yaml.safe_dump({"wrote": [str(result.out_dir / n) for n in ("per_file.csv", "summary.csv")]}).strip())
+    failed = result.failures()
+    for (system, dataset, file_id), reason in failed.items():
+        report_error("evaluate", f"{dataset}/{file_id} ({system}): {reason}")
+    if failed:
+        n_files = len({(dataset, file_id) for _, dataset, file_id in failed})
+        return report_error("evaluate", f"{n_files} file(s) failed; their rows in per_file.csv say why")
     return 0

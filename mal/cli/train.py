@@ -14,9 +14,7 @@ import argparse
 import json
 import logging
 
-import yaml
-
-from mal.config import ConfigError
+from mal.cli import report_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,20 +36,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mal.train import TrainConfig, apply_overrides, train
+    import yaml
+
+    from mal.config import ConfigError
+    from mal.data import DataError
+    from mal.models.registry import CheckpointError
+    from mal.train import NonFiniteLossError, TrainConfig, apply_overrides, train
     from mal.training.params import parse_override
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    path = Path(args.config)
-    if not path.is_file():
-        raise ConfigError(f"--config: {path} not found")
-    raw = yaml.safe_load(path.read_text()) or {}
-    overrides = dict(parse_override(o) for o in args.overrides)
-    if args.no_progress:
-        overrides["progress"] = False
-    cfg = TrainConfig.from_params(apply_overrides(raw, overrides))
-    if_exists = "resume" if args.resume else "overwrite" if args.overwrite else "error"
-    result = train(cfg, if_exists=if_exists)
+    try:
+        path = Path(args.config)
+        if not path.is_file():
+            raise ConfigError(f"--config: {path} not found")
+        raw = yaml.safe_load(path.read_text()) or {}
+        overrides = dict(parse_override(o) for o in args.overrides)
+        if args.no_progress:
+            overrides["progress"] = False
+        cfg = TrainConfig.from_params(apply_overrides(raw, overrides))
+        if_exists = "resume" if args.resume else "overwrite" if args.overwrite else "error"
+        result = train(cfg, if_exists=if_exists)
+    except (ConfigError, DataError, CheckpointError, FileExistsError, NonFiniteLossError) as err:
+        return report_error("train", err)
     if result.summary:
         keys = ("stage", "global_step", "step_time_s", "samples_per_s", "valid", "noisy", "best")
         print(json.dumps({k: result.summary.get(k) for k in keys}, indent=2, default=str))

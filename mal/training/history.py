@@ -5,12 +5,16 @@ Train rows (``"kind": "train"``) hold the means over the last ``log_every`` step
 rate ``lr``, ``grad_norm``, the mean ``step_time_s`` and ``samples_per_s``. Validation rows
 (``"kind": "valid"``) hold the validation loss terms and metrics. Every row has the global ``step`` (the
 number of updates done when it was written) and the ``stage``.
+
+A process killed in the middle of a write can leave a torn last line; readers drop it with a warning (the
+row is rewritten when the run resumes from its checkpoint). A damaged line anywhere else is an error.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +32,7 @@ class HistoryWriter:
         """Drop rows logged after global ``step`` (a resumed run rewrites them from its checkpoint)."""
         if not self.path.is_file():
             return
-        lines = [line for line in self.path.read_text().splitlines() if line.strip()]
-        kept = [line for line in lines if json.loads(line)["step"] <= step]
+        kept = [json.dumps(row) for row in read_rows(self.path) if row["step"] <= step]
         atomic_write_text(self.path, "".join(f"{line}\n" for line in kept))
 
     def write(self, row: dict[str, Any]) -> None:
@@ -44,6 +47,27 @@ def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a history file (JSON ``null`` kept as None); a torn last line is dropped with a warning.
+
+    Raises:
+        ValueError: a line other than the last is not valid JSON (the message names the file and line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = [(n, line) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    rows = []
+    for k, (n, line) in enumerate(lines):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if k < len(lines) - 1:
+                raise ValueError(f"{path}:{n}: damaged history row ({err}); only the last row can be torn") from err
+            warnings.warn(f"{path}:{n}: dropped a torn last row (a write was interrupted)", stacklevel=2)
+    return rows
+
+
 def read_history(path: str | Path) -> Any:
     """The history as a pandas DataFrame (null → NaN), one row per logged line."""
     import pandas as pd
@@ -53,5 +77,4 @@ def read_history(path: str | Path) -> Any:
         path = path / "history.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"no training history at {path}")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(read_rows(path))

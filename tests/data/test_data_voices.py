@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mal.__main__ import main
 from mal.config import ConfigError
 from mal.data import sources as sources_mod
 from mal.data import voices
@@ -153,3 +154,19 @@ def test_same_seed_resynthesises_byte_identical(tiny_voices: Path, mal_raw_dir: 
         {r["prompt"] for r in _rows(c, "train") if r["speech_source"] == "flite"} for c in (tiny_voices, other)
     ]
     assert synthetic[0] != synthetic[1]  # each seed reads its own draw of train prompts
+
+
+def test_cli_rejects_an_unknown_voice_before_downloading(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = ["corpus", "build", "--profile", "smoke", "--root", str(tmp_path / "c"), "--raw-dir", str(tmp_path / "raw")]
+    assert main([*args, "--extra-voices", "flite-slt,piper"]) == 1
+    assert "unknown extra voice 'piper'" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_flite
+def test_cli_flags_build_the_same_corpus(tiny_voices: Path, mal_raw_dir: Path, tmp_path: Path) -> None:
+    plain = CorpusConfig.from_params({k: v for k, v in TINY.items() if k not in ("extra_voices", "n_train_extra")})
+    config = plain.save(tmp_path / "tiny.yaml")
+    args = ["corpus", "build", "--config", str(config), "--root", str(tmp_path / "c"), "--raw-dir", str(mal_raw_dir)]
+    assert main([*args, "--extra-voices", "flite-slt, flite-kal16", "--n-train-extra", "4", "--no-progress"]) == 0
+    assert (tmp_path / "c" / "SHA256SUMS").read_bytes() == (tiny_voices / "SHA256SUMS").read_bytes()

@@ -205,17 +205,21 @@ class Flite:
     folder: Path  # <folder>/flite and <folder>/lib/<soname>
     recipe: str  # hash of the packages and the synthesis recipe; names the folder of synthesised files
 
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        """Run the binary with its own libraries (captured text output; the exit status is the caller's to check)."""
+        return subprocess.run(
+            [str(self.folder / "flite"), *args],
+            env={**os.environ, "LD_LIBRARY_PATH": str(self.folder / "lib")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
     def say(self, voice: Voice, text: str, dest: Path) -> None:
         """Synthesise ``text`` into the 16 kHz PCM-16 WAV ``dest`` (written atomically)."""
         with atomic_path(dest) as tmp:
-            proc = subprocess.run(
-                [str(self.folder / "flite"), "-voice", voice.flite_name, "-t", text, "-o", str(tmp)],
-                env={**os.environ, "LD_LIBRARY_PATH": str(self.folder / "lib")},
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            proc = self.run("-voice", voice.flite_name, "-t", text, "-o", str(tmp))
             if proc.returncode != 0:
                 raise DataError(f"flite ({voice.name}) failed on {text[:60]!r}: {proc.stderr.strip()[:300]}")
             info = sf.info(str(tmp))
@@ -257,21 +261,15 @@ def prepare_flite(raw: Path, progress: bool = True) -> tuple[Flite, dict[str, st
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp)
-    proc = subprocess.run(
-        [str(folder / "flite"), "-lv"],
-        env={**os.environ, "LD_LIBRARY_PATH": str(folder / "lib")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    flite = Flite(folder, recipe)
+    proc = flite.run("-lv")  # lists the voices: proves the binary and every library load here
     missing = [v.flite_name for v in VOICES.values() if v.flite_name not in proc.stdout.split()]
     if proc.returncode != 0 or missing:
         raise DataError(
             f"{folder / 'flite'} does not run here (exit {proc.returncode}; voices missing: {missing}): "
             f"{proc.stderr.strip()[:300]}. It needs x86-64 Linux with glibc >= 2.34."
         )
-    return Flite(folder, recipe), prompts, dict(ARCHIVES)
+    return flite, prompts, dict(ARCHIVES)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -109,6 +110,16 @@ def test_unfetchable_flite_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(sources_mod, "_download_url", offline)
     with pytest.raises(DataError, match=r"cannot download flite 2\.2-5: .*network unreachable"):
         voices.prepare_flite(tmp_path / "raw")
+
+
+@needs_flite
+def test_a_binary_that_does_not_run_is_a_clear_error(mal_raw_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: voices.Flite, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.CompletedProcess(args, 127, "", "flite: error while loading shared libraries")
+
+    monkeypatch.setattr(voices.Flite, "run", broken)
+    with pytest.raises(DataError, match="does not run here .*exit 127.*loading shared libraries"):
+        voices.prepare_flite(mal_raw_dir, progress=False)
 
 
 # -- built with flite ------------------------------------------------------------------------------------------------

@@ -840,6 +840,10 @@ def build_corpus(
         plan, _ = _plan_speech(items_extra, "train", cfg.utterance_seconds, cfg)
         extra_train = select_balanced(plan, cfg.n_extra(), rng_for(cfg.seed, "select", "train extra"))
         extra_meta["n_utterances"] = len(extra_train)
+        if len(extra_train) < cfg.n_extra():
+            warnings.warn(
+                f"mal-offline train: only {len(extra_train)} of {cfg.n_extra()} synthetic utterances", stacklevel=2
+            )
 
     # Noise pools and conditions.
     pools = in_domain_noise_pools(noise_in, cache, cfg.split_fractions)

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 import mal
 from mal.audio import SAMPLE_RATE, check_waveform
 from mal.config import ConfigBase, ConfigError
-from mal.data import paths
+from mal.data import paths, voices
 from mal.data.errors import DataError
 from mal.data.mixing import (
     NoiseClip,
@@ -166,6 +166,8 @@ class CorpusConfig(ConfigBase):
     n_test_ood: int | None = None
     n_test_reverb: int | None = None
     n_rooms: int | None = None  # simulated rooms for test_reverb; None: profile default
+    extra_voices: list[str] | None = None  # synthetic train voices (mal.data.voices: "flite" or "flite-slt", ...)
+    n_train_extra: int | None = None  # synthetic utterances appended to train; -1: all; None: profile default
 
     def validate(self) -> None:
         pairs = {
@@ -202,6 +204,13 @@ class CorpusConfig(ConfigBase):
                 raise ConfigError(f"CorpusConfig.n_{split}: -1 (all), 0 (skip) or a positive count, got {n}")
         if self.n_rooms is not None and self.n_rooms < 1:
             raise ConfigError(f"CorpusConfig.n_rooms: at least 1, got {self.n_rooms}")
+        if self.extra_voices:
+            try:
+                voices.resolve_voices(self.extra_voices)
+            except DataError as err:
+                raise ConfigError(f"CorpusConfig.extra_voices: {err}") from err
+        if self.n_train_extra is not None and self.n_train_extra < -1:
+            raise ConfigError(f"CorpusConfig.n_train_extra: -1 (all), 0 or a positive count, got {self.n_train_extra}")
         if self.sources is not None:
             unknown = sorted(set(self.sources) - set(SOURCES))
             if unknown:
@@ -233,12 +242,18 @@ class CorpusConfig(ConfigBase):
             out["rooms"] = self.n_rooms
         return out
 
+    def n_extra(self) -> int:
+        """Synthetic train utterances to append (0 without extra voices, -1: all)."""
+        return voices.extra_train_count(self.profile, self.n_train_extra) if self.extra_voices else 0
+
     def corpus_root(self) -> Path:
         return Path(self.root) if self.root else paths.corpus_dir(self.profile)
 
     def build_key(self) -> str:
         """Hash of everything that changes the corpus content (the output folder does not)."""
-        content = {k: v for k, v in self.to_dict().items() if k != "root"}
+        content = {k: v for k, v in self.to_dict().items() if k not in ("root", "extra_voices", "n_train_extra")}
+        if self.extra_voices:  # only then, so corpora built before the option existed keep their key
+            content.update(extra_voices=voices.resolve_voices(self.extra_voices), n_train_extra=self.n_extra())
         content.update(
             sources=list(self.source_names()), ood_languages=self.ood_language_set(), sizes=self.sizes(), format=FORMAT
         )
@@ -806,6 +821,29 @@ def build_corpus(
     if items_ood:
         plans["test_ood"], left = _plan_speech(items_ood, "test_ood", cfg.ood_utterance_seconds, cfg)
         leftovers["test_ood"] = len(left)
+    extra_train: list[Utterance] = []  # synthetic voices: train prompts only, appended after the real utterances
+    extra_meta: dict[str, Any] = {}
+    if cfg.n_extra() != 0 and sizes["train"] != 0:
+        synth, synth_archives, extra_meta = voices.synthesize_train_speech(
+            voices.resolve_voices(cfg.extra_voices or []),
+            cfg.n_extra(),
+            cfg.utterance_seconds,
+            cfg.seed,
+            lambda prompt: split_of(prompt, cfg.split_fractions) == "train",
+            raw,
+            progress,
+            workers,
+        )
+        archives.update(synth_archives)  # the decoded cache keys files by their archive
+        items_extra, skipped = _decode_speech(synth, cache, progress, "decoding synthetic speech")
+        excluded += skipped
+        plan, _ = _plan_speech(items_extra, "train", cfg.utterance_seconds, cfg)
+        extra_train = select_balanced(plan, cfg.n_extra(), rng_for(cfg.seed, "select", "train extra"))
+        extra_meta["n_utterances"] = len(extra_train)
+        if len(extra_train) < cfg.n_extra():
+            warnings.warn(
+                f"mal-offline train: only {len(extra_train)} of {cfg.n_extra()} synthetic utterances", stacklevel=2
+            )
 
     # Noise pools and conditions.
     pools = in_domain_noise_pools(noise_in, cache, cfg.split_fractions)
@@ -835,6 +873,8 @@ def build_corpus(
             if 0 <= n and len(chosen) < n:
                 shortfall[split] = f"asked for {n}, only {len(chosen)} utterances available"
                 warnings.warn(f"mal-offline {split}: {shortfall[split]}", stacklevel=2)
+            if split == "train":  # after the real ones, so those keep their ids, conditions and bytes
+                chosen = chosen + extra_train
             types = ood_types if split == "test_ood" else in_types
             split_pools = dict(ood_pools) if split == "test_ood" else pools[pool_split]
             for nt in types:
@@ -884,6 +924,7 @@ def build_corpus(
                 for name in sources
             },
             "splits": summary,
+            **({"extra_voices": extra_meta} if extra_meta else {}),
             "rooms": [r.describe() for r in rooms],
             "excluded": [dataclasses.asdict(e) for e in excluded],
             "leftover_short_recordings": leftovers,

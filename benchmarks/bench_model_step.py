@@ -28,24 +28,26 @@ from mal.training.loop import Trainer, resolve_device
 OLD_LOSS: dict[str, Any] = {"l1": 1.0, "mrstft": 1.0}
 SPECTRAL_LOSS: dict[str, Any] = {"l1": 0.0, "mrstft": 0.0, "spectral": 1.0, "sisdr": 0.01}
 
-# (label, model name, loss fields): the old quick warm-up first; every other row is relative to it.
-ARMS: list[tuple[str, str, dict[str, Any]]] = [
-    ("specmask + l1/mrstft", "specmask", OLD_LOSS),
-    ("specmask + spectral", "specmask", SPECTRAL_LOSS),
-    ("bandcrn + l1/mrstft", "bandcrn", OLD_LOSS),
-    ("bandcrn + spectral", "bandcrn", SPECTRAL_LOSS),
+# (label, model name, hyperparameters, loss fields): the old quick warm-up first; the others are relative to it.
+ARMS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
+    ("specmask + l1/mrstft", "specmask", {}, OLD_LOSS),
+    ("specmask + spectral", "specmask", {}, SPECTRAL_LOSS),
+    ("bandcrn-16 + l1/mrstft", "bandcrn", {"channels": 16}, OLD_LOSS),
+    ("bandcrn-16 + spectral", "bandcrn", {"channels": 16}, SPECTRAL_LOSS),
+    ("bandcrn-24 + spectral", "bandcrn", {"channels": 24}, SPECTRAL_LOSS),
+    ("bandcrn-32 + spectral", "bandcrn", {"channels": 32}, SPECTRAL_LOSS),
 ]
 
 
 def make_trainers(args: argparse.Namespace, root: Path) -> list[Trainer]:
     device = resolve_device(args.device)
     trainers = []
-    for i, (_, model, loss) in enumerate(ARMS):
+    for i, (_, model, hparams, loss) in enumerate(ARMS):
         cfg = TrainConfig.from_params(
             {
                 "run_dir": str(root / f"r{i}"),
                 "steps": 10_000,
-                "model": {"name": model, "hparams": {}},
+                "model": {"name": model, "hparams": hparams},
                 "data": {"batch_size": args.batch, "segment_seconds": args.seconds},
                 "loss": loss,
                 "device": args.device,
@@ -91,9 +93,9 @@ def main(argv: list[str] | None = None) -> None:
             for _ in range(args.repeats):
                 for trainer, times in zip(trainers, samples, strict=True):
                     times.append(timed_step(trainer))
-            models = {name: trainer.model.eval() for (_, name, _), trainer in zip(ARMS, trainers, strict=True)}
+            models = [trainer.model.eval() for trainer in trainers]
             wav = 0.1 * torch.randn(1, 1, 10 * 16000, device=device)
-            rtf = dict(zip(models, forward_seconds(list(models.values()), wav, args.repeats), strict=True))
+            rtf = [seconds / 10 for seconds in forward_seconds(models, wav, args.repeats)]
         finally:
             torch.set_num_threads(previous)
     medians = [statistics.median(s) for s in samples]
@@ -101,8 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"train step ({where}), batch {args.batch} × {args.seconds:g} s, median of {args.repeats} interleaved rounds")
     print(f"{'arm':<26}{'step s':>9}{'× old':>8}{'RTF (10 s, eval)':>18}")
     print("-" * 61)
-    for (label, name, _), med in zip(ARMS, medians, strict=True):
-        print(f"{label:<26}{med:>9.3f}{med / medians[0]:>8.2f}{rtf[name] / 10:>18.4f}")
+    for (label, *_), med, factor in zip(ARMS, medians, rtf, strict=True):
+        print(f"{label:<26}{med:>9.3f}{med / medians[0]:>8.2f}{factor:>18.4f}")
 
 
 if __name__ == "__main__":

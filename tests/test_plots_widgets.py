@@ -68,13 +68,13 @@ def test_pair_player_redraws_on_every_pick() -> None:
 
 def test_listening_widget_redraws_on_every_pick(tmp_path) -> None:
     for dataset, gain in (("in", 0.1), ("out", 0.3)):
-        for version, factor in (("_noisy", 2.0), ("_clean", 1.0), ("mal", 1.5)):
+        for version, factor in (("_noisy", 2.0), ("_clean", 1.0), ("mal", 1.5), ("noisy", 2.0)):
             write_audio(tmp_path / "audio" / dataset / version / "utt0.wav", torch.full((1, 800), gain * factor))
     box = listening_widget(tmp_path)
     assert not any(isinstance(w, widgets.Output) for w in _tree(box))
     dataset, file = box.children[0].children
     labels = [w.value for w in _tree(box.children[1]) if isinstance(w, widgets.HTML)]
-    assert labels == ["<b>noisy</b>", "<b>mal</b>", "<b>clean</b>"]
+    assert labels == ["<b>noisy</b>", "<b>mal</b>", "<b>clean</b>"]  # the "noisy" system is the input: shown once
     np.testing.assert_allclose(_levels(box), [0.2, 0.15, 0.1], atol=1e-3)
     dataset.value = "out"  # same file name in the other dataset: must still redraw
     assert file.value == "utt0"

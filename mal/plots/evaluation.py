@@ -158,7 +158,8 @@ def listening_widget(out_dir: str | Path, dataset: str | None = None):
 
     def versions(ds: str) -> list[str]:
         names = sorted(p.name for p in (root / ds).iterdir() if p.is_dir())
-        systems = [n for n in names if n not in ("_noisy", "_clean")]
+        # The "noisy" system's output is the input itself: it is shown once, as "noisy".
+        systems = [n for n in names if n.lstrip("_") not in ("noisy", "clean")]
         return ["_noisy", *_ordered(pd.Series(systems)), "_clean"]
 
     def show(*_):

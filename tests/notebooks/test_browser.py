@@ -48,23 +48,28 @@ WIDGETS = {
     "05_lossnet_pretraining": (None, None),
 }
 
-# JavaScript run in the page. JupyterLab exposes its application object as window.jupyterapp (expose_app_in_browser).
-CELL_STATES = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
+# JavaScript run in the page. JupyterLab exposes its application object as window.jupyterapp (expose_app_in_browser);
+# the notebook panel is looked up by its path.
+PANEL = "path => Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.context?.path === path)"
+CELL_STATES = f"""path => {{
+  const panel = ({PANEL})(path);
   const cells = panel.content.model.cells;
   const out = [];
-  for (let i = 0; i < cells.length; i++) {
+  for (let i = 0; i < cells.length; i++) {{
     const cell = cells.get(i);
     if (cell.type !== 'code') continue;
     const outputs = cell.outputs.toJSON();
-    out.push({
+    out.push({{
       count: cell.executionCount,
       errors: outputs.filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue),
-    });
-  }
-  return {cells: out, kernel: panel.sessionContext.session?.kernel?.status ?? 'none'};
-}"""
-KERNEL_IDLE = "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'"
+    }});
+  }}
+  return {{cells: out, kernel: panel.sessionContext.session?.kernel?.status ?? 'none'}};
+}}"""
+KERNEL_IDLE = f"path => ({PANEL})(path)?.sessionContext?.session?.kernel?.status === 'idle'"
+RUN_ALL = f"path => {{ window.jupyterapp.shell.activateById(({PANEL})(path).id);"
+RUN_ALL += " return window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+SHUTDOWN = f"path => ({PANEL})(path)?.sessionContext.shutdown()"
 WIDGET_OUTPUT = ".jp-OutputArea-output:has(.jupyter-widgets select)"
 
 
@@ -156,18 +161,18 @@ def _prepare(name: str, root: Path, corpus: Path, raw_dir: Path) -> str:
     return f"{name}/{name}.ipynb"
 
 
-def _run_all(page) -> dict:
+def _run_all(page, path: str) -> dict:
     """Run All Cells and wait until every code cell has run (or one fails); returns the final cell states."""
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.evaluate(RUN_ALL, path)
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:
-        state = page.evaluate(CELL_STATES)
+        state = page.evaluate(CELL_STATES, path)
         failed = any(c["errors"] for c in state["cells"])
         done = all(c["count"] is not None for c in state["cells"]) and state["kernel"] == "idle"
         if failed or done:
             return state
         time.sleep(1)
-    pytest.fail(f"Run All did not finish in {RUN_TIMEOUT_S} s: {page.evaluate(CELL_STATES)}")
+    pytest.fail(f"Run All did not finish in {RUN_TIMEOUT_S} s: {page.evaluate(CELL_STATES, path)}")
 
 
 def _shown(widget) -> str:
@@ -182,10 +187,11 @@ def test_notebook_runs_all_cells_in_jupyterlab(name, jupyterlab, browser, smoke_
     path = _prepare(name, root, smoke_corpus, mal_raw_dir)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(f"{url}/lab/tree/{path}?token={token}")
-        page.wait_for_function(KERNEL_IDLE, timeout=120_000)
+        # A workspace of its own, reset, so JupyterLab does not reopen the notebooks of the previous tests.
+        page.goto(f"{url}/lab/workspaces/{name}/tree/{path}?reset&token={token}")
+        page.wait_for_function(KERNEL_IDLE, arg=path, timeout=120_000)
         start = time.perf_counter()
-        state = _run_all(page)
+        state = _run_all(page, path)
         seconds = time.perf_counter() - start
         errors = [e for c in state["cells"] for e in c["errors"]]
         assert not errors, f"{name}: cells failed: {errors}"
@@ -221,4 +227,5 @@ def test_notebook_runs_all_cells_in_jupyterlab(name, jupyterlab, browser, smoke_
         assert _shown(widget) != before
         assert widget.locator("audio").count() >= 1
     finally:
+        page.evaluate(SHUTDOWN, path)
         page.close()

@@ -50,7 +50,7 @@ WIDGETS = {
 
 # JavaScript run in the page. JupyterLab exposes its application object as window.jupyterapp (expose_app_in_browser);
 # the notebook panel is looked up by its path.
-PANEL = "path => Array.from(window.jupyterapp.shell.widgets('main')).find(w => w.context?.path === path)"
+PANEL = "path => Array.from(window.jupyterapp?.shell.widgets('main') ?? []).find(w => w.context?.path === path)"
 CELL_STATES = f"""path => {{
   const panel = ({PANEL})(path);
   const cells = panel.content.model.cells;
@@ -83,10 +83,16 @@ def _free_port() -> int:
 def jupyterlab(tmp_path_factory: pytest.TempPathFactory):
     """A headless JupyterLab on 127.0.0.1 serving a fresh folder: (base URL, token, folder)."""
     root = tmp_path_factory.mktemp("lab")
-    settings = root / ".settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    # Render every cell (JupyterLab 4 otherwise only renders the cells in view), so all outputs are in the DOM.
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    settings = {
+        # Render every cell (JupyterLab 4 otherwise only renders the cells in view), so all outputs are in the DOM.
+        "notebook-extension/tracker": {"windowingMode": "none"},
+        # No news or update toasts over the widgets in the screenshots (and no request to the internet).
+        "apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    }
+    for name, values in settings.items():
+        path = root / ".settings" / "@jupyterlab" / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
     port, token = _free_port(), secrets.token_hex(16)
     env = {
         **os.environ,

@@ -109,7 +109,7 @@ def pair_player(datasets: dict[str, PairDataset], sample_rate: int = 16000) -> A
     """
     import ipywidgets as widgets
 
-    from mal.plots.widgets import audio_player, facts_html
+    from mal.plots.widgets import audio_player, facts_html, refill
 
     split_box = widgets.Dropdown(options=list(datasets), description="split")
     item_box = widgets.Dropdown(description="item")
@@ -117,7 +117,8 @@ def pair_player(datasets: dict[str, PairDataset], sample_rate: int = 16000) -> A
     players = widgets.VBox()
 
     def show(*_: Any) -> None:
-        if item_box.value is None:
+        if item_box.value is None:  # an empty split
+            facts.value, players.children = "", []
             return
         noisy, clean, meta = datasets[split_box.value][item_box.value]
         keys = ("speaker", "language", "prompt", "noise_type", "snr_db", "room")
@@ -125,13 +126,7 @@ def pair_player(datasets: dict[str, PairDataset], sample_rate: int = 16000) -> A
         players.children = [audio_player("clean", clean, sample_rate), audio_player("noisy", noisy, sample_rate)]
 
     def pick_split(*_: Any) -> None:
-        # Item 0 of the new split has the same value (0) as item 0 of the old one, so no change event would redraw:
-        # refill the options unobserved, then draw once.
-        item_box.unobserve(show, names="value")
-        item_box.options = [(i, n) for n, i in enumerate(datasets[split_box.value].ids)]
-        item_box.value = 0 if item_box.options else None
-        item_box.observe(show, names="value")
-        show()
+        refill(item_box, [(item_id, n) for n, item_id in enumerate(datasets[split_box.value].ids)], show)
 
     split_box.observe(pick_split, names="value")
     item_box.observe(show, names="value")

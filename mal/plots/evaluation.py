@@ -143,7 +143,7 @@ def listening_widget(out_dir: str | Path, dataset: str | None = None):
     import ipywidgets as widgets
 
     from mal.audio import read_audio
-    from mal.plots.widgets import audio_player
+    from mal.plots.widgets import audio_player, refill
 
     root = Path(out_dir) / "audio"
     if not root.is_dir():
@@ -176,13 +176,7 @@ def listening_widget(out_dir: str | Path, dataset: str | None = None):
         players.children = shown
 
     def pick(*_):
-        # Two datasets can hold a file of the same name, so no change event would redraw: refill unobserved, draw once.
-        pick_file.unobserve(show, names="value")
-        files = sorted(p.stem for p in (root / pick_dataset.value / "_noisy").glob("*.wav"))
-        pick_file.options = files
-        pick_file.value = files[0] if files else None
-        pick_file.observe(show, names="value")
-        show()
+        refill(pick_file, sorted(p.stem for p in (root / pick_dataset.value / "_noisy").glob("*.wav")), show)
 
     pick_dataset.observe(pick, names="value")
     pick_file.observe(show, names="value")

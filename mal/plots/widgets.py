@@ -12,7 +12,7 @@ reply can then sit in the socket unseen, and the run waits forever. Notebooks 01
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -41,3 +41,16 @@ def figure_png(fig: plt.Figure, dpi: int = 90) -> bytes:
 def facts_html(facts: Mapping[str, Any]) -> str:
     """``name: value`` pairs as one HTML line; ``None`` values are left out."""
     return " · ".join(f"{escape(str(k))}: <b>{escape(str(v))}</b>" for k, v in facts.items() if v is not None)
+
+
+def refill(dropdown: widgets.Dropdown, options: Sequence[Any], on_value: Callable[..., None]) -> None:
+    """Give ``dropdown`` new ``options``, select the first, and call ``on_value`` (its value observer) once.
+
+    The first new option can have the value of the one shown before (item 0 of another split, a file of the same
+    name in another dataset), and then no change event would redraw; so the observer is detached while refilling.
+    """
+    dropdown.unobserve(on_value, names="value")
+    dropdown.options = options
+    dropdown.index = 0 if dropdown.options else None
+    dropdown.observe(on_value, names="value")
+    on_value()

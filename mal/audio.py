@@ -7,6 +7,7 @@ All of ``mal`` works on mono float32 waveforms at 16 kHz in [-1, 1]. Reading goe
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -142,3 +143,15 @@ def write_audio(
     with atomic_path(path) as tmp:
         sf.write(str(tmp), arr, sample_rate, subtype=stored, format=container)
     return path
+
+
+def wav_bytes(wav: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Mono audio (any shape with one channel) as a 16-bit WAV file in memory, for a player.
+
+    Samples are clipped to [-1, 1], never normalised, so players of different versions keep their relative level.
+    """
+    data = np.asarray(wav.detach().cpu() if isinstance(wav, torch.Tensor) else wav, dtype=np.float32).reshape(-1)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(data, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+

@@ -1,7 +1,8 @@
 """The end-to-end study: corpus → lossnet → warm-ups → stage-2 systems → analysis → evaluation → results.md.
 
 ``python -m mal pipeline --profile quick`` (what ``make pipeline`` runs) reads ``configs/pipeline/<profile>.yaml``
-and executes the numbered notebooks with papermill, each into its own folder under ``runs/<profile>/``:
+and executes the numbered notebooks with papermill, each into its own folder under ``runs/<profile>/`` (the
+executed notebook and its HTML copy, readable without Jupyter, are kept there):
 
 =====================================  ====================================================================
 step                                   what

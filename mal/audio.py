@@ -154,4 +154,3 @@ def wav_bytes(wav: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) ->
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(data, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
-

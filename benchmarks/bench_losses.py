@@ -1,8 +1,9 @@
 """Training-step cost of each loss recipe relative to the conventional baseline (normalised L1 + MR-STFT).
 
-One step = model forward, objective (total + breakdown), backward and an Adam update, on CPU. DESIGN §9 measured a
-MAL step at 1.47–1.70× a baseline step with a throwaway prototype; the issue's target is ≤ 1.5×. Recipes take
-turns within each round so bursts of load on a shared machine hit all of them alike; the median is reported.
+One step = model forward, objective (total + breakdown), backward and an Adam update, on CPU. The feasibility
+runs (docs/method.md) measured a MAL step at 1.47–1.70× a baseline step with a throwaway prototype; the issue's
+target is ≤ 1.5×. Recipes take turns within each round so bursts of load on a shared machine hit all of them
+alike; the median is reported.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""The end-to-end study: corpus → lossnet → warm-ups → stage-2 systems → analysis → evaluation → results.md.
+"""Run a study end to end: corpus → lossnet → warm-ups → stage-2 systems → analysis → evaluation → results.md.
 
-``python -m mal pipeline --profile quick`` (what ``make pipeline`` runs) reads ``configs/pipeline/<profile>.yaml``
-and executes the numbered notebooks with papermill, each into its own folder under ``runs/<profile>/`` (the
-executed notebook and its HTML copy, readable without Jupyter, are kept there):
+``python -m mal pipeline --profile quick`` (what ``make pipeline`` runs) reads the study plan
+``configs/pipeline/<profile>.yaml`` (:class:`mal.plan.StudyPlan`, which also holds the rules that link the steps)
+and executes the numbered notebooks with papermill, each into its own folder under ``runs/<profile>/``
+(the executed notebook and its HTML copy, readable without Jupyter, are kept there):
 
 =====================================  ====================================================================
 step                                   what
@@ -23,7 +24,6 @@ written from the recorded tables.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import subprocess
@@ -34,195 +34,19 @@ from typing import Any
 import pandas as pd
 
 import mal
-from mal.config import ConfigBase, ConfigError
 from mal.io import atomic_write_json, atomic_write_text
-from mal.runner import Step, StepOutcome, run_steps
+from mal.plan import ROOT, StudyPlan, build_steps
+from mal.runner import StepOutcome, run_steps
 
-ROOT = Path(__file__).resolve().parents[1]
-PROFILE_DIR = ROOT / "configs" / "pipeline"
 # Metrics of the results tables, in column order (names as in mal.metrics).
 TABLE_METRICS = ("pesq_wb", "estoi", "si_sdr", "csig", "cbak", "covl", "dnsmos_ovrl", "distillmos")
-# Metrics of the paired MAL − baseline comparison.
+# Metrics of the paired MAL − baseline comparison, and of its figure (the README's headline).
 PAIRED_METRICS = ("pesq_wb", "estoi", "si_sdr", "dnsmos_ovrl")
-DEEP_BACKBONES = ("wavlm_base", "wav2vec2_base", "hubert_base")
-# Notebook-02 parameters a stage-2 system takes from its architecture's warm-up (it continues that run's model,
-# batches and learning-rate schedule).
-INHERITED_FROM_WARMUP = ("model", "batch_size", "lr")
+HEADLINE_METRICS = ("pesq_wb", "si_sdr")
+HEADLINE = "headline.png"
 
 
-@dataclasses.dataclass
-class PipelineConfig(ConfigBase):
-    """One study. Every ``dict`` field holds notebook parameters passed through to papermill; the notebooks'
-    own configs validate them. Paths, seeds and checkpoints that link the steps are filled in here."""
-
-    profile: str = "quick"  # label of the study; outputs go to <runs_root>/<profile>/
-    description: str = ""  # one line for results.md
-    seed: int = 0  # one seed for the corpus, every training and every bootstrap
-    cores: int = 2  # CPU cores to pack steps onto (each step says how many threads it uses)
-    runs_root: str = "runs"  # parent of the study folder
-    data_root: str = ""  # corpus root; "" = data/corpora/<corpus profile>
-    corpus: dict[str, Any] = dataclasses.field(default_factory=dict)  # notebook 01 parameters
-    lossnet: dict[str, Any] = dataclasses.field(default_factory=dict)  # notebook 05 parameters
-    warmup: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # architecture → notebook 02 params
-    stage2: dict[str, Any] = dataclasses.field(default_factory=dict)  # notebook 02 params every stage-2 run shares
-    systems: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # label → {arch, notebook 02 params}
-    analysis: dict[str, Any] = dataclasses.field(default_factory=dict)  # notebook 03 parameters
-    evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)  # notebook 04 parameters
-    compare: dict[str, str] = dataclasses.field(default_factory=dict)  # MAL system label → its baseline's label
-    # Pretrained torchaudio backbones tried as deep-feature-loss systems (on the first architecture) when their
-    # weights are in the torch hub cache; absent ones are listed as unavailable in results.md.
-    deep_feature_backbones: list[str] = dataclasses.field(default_factory=lambda: list(DEEP_BACKBONES))
-
-    def validate(self) -> None:
-        if not self.warmup:
-            raise ConfigError("PipelineConfig.warmup: name at least one architecture to warm up")
-        for label, spec in self.systems.items():
-            if spec.get("arch") not in self.warmup:
-                raise ConfigError(
-                    f"PipelineConfig.systems.{label}.arch must name a warm-up ({sorted(self.warmup)}), "
-                    f"got {spec.get('arch')!r}"
-                )
-            if "/" in label or label.startswith("warmup-") or label in ("corpus", "lossnet", "analysis", "evaluation"):
-                raise ConfigError(f"PipelineConfig.systems: {label!r} is not a usable system label")
-        for mal_label, base_label in self.compare.items():
-            for label in (mal_label, base_label):
-                if label not in self.systems:
-                    raise ConfigError(f"PipelineConfig.compare: {label!r} is not a system ({sorted(self.systems)})")
-        if self.cores < 1:
-            raise ConfigError(f"PipelineConfig.cores must be ≥ 1, got {self.cores}")
-
-    @classmethod
-    def for_profile(cls, profile: str, **overrides: Any) -> PipelineConfig:
-        path = PROFILE_DIR / f"{profile}.yaml"
-        if not path.is_file():
-            known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-            raise ConfigError(f"unknown pipeline profile {profile!r}: no {path}; profiles are {known}")
-        cfg = cls.load(path)
-        return cfg.replace(**overrides) if overrides else cfg
-
-    @property
-    def study_dir(self) -> Path:
-        return Path(self.runs_root) / self.profile
-
-    @property
-    def corpus_root(self) -> Path:
-        return Path(self.data_root or Path("data") / "corpora" / str(self.corpus.get("profile", self.profile)))
-
-    def run_dir(self, step: str) -> Path:
-        return self.study_dir / step
-
-    def checkpoint(self, label: str) -> Path:
-        """Checkpoint of a trained system: the last step, so every system has had exactly the same steps."""
-        return self.run_dir(label) / "checkpoints" / "last.pt"
-
-    def deep_feature_availability(self) -> dict[str, str]:
-        """Backbone → path of its pretrained weights, or "" when they are not on this machine."""
-        from mal.losses.deep_feature import find_weights
-
-        return {b: str(find_weights(b) or "") for b in self.deep_feature_backbones}
-
-    def all_systems(self) -> dict[str, dict[str, Any]]:
-        """The configured systems plus one deep-feature-loss system per backbone whose weights are present."""
-        systems = dict(self.systems)
-        arch = next(iter(self.warmup))
-        for backbone, path in self.deep_feature_availability().items():
-            if path:
-                systems[f"{arch}-deep-{backbone}"] = {
-                    "arch": arch,
-                    "recipe": "deep_feature",
-                    "deep_feature_backbone": backbone,
-                    "calibrate": True,
-                }
-        return systems
-
-    def uses_lossnet(self) -> bool:
-        return any(spec.get("recipe") == "lossnet" for spec in self.systems.values())
-
-
-def build_steps(cfg: PipelineConfig) -> list[Step]:
-    """The study as a list of notebook steps with their dependencies."""
-    corpus_root = str(cfg.corpus_root)
-    steps = [
-        Step(
-            "corpus",
-            "01_data_preparation",
-            {**cfg.corpus, "seed": cfg.seed, "data_root": corpus_root},
-            cfg.run_dir("corpus"),
-            threads=cfg.cores,
-        )
-    ]
-    lossnet_ckpt = cfg.run_dir("lossnet") / "lossnet.pt"
-    if cfg.uses_lossnet():
-        params = {"threads": 1, **cfg.lossnet, "data_root": corpus_root, "seed": cfg.seed}
-        steps.append(Step("lossnet", "05_lossnet_pretraining", params, cfg.run_dir("lossnet"), deps=("corpus",)))
-    for arch, params in cfg.warmup.items():
-        params = {"threads": 1, **params, "stage": "warmup", "corpus_root": corpus_root, "seed": cfg.seed}
-        steps.append(Step(f"warmup-{arch}", "02_training", params, cfg.run_dir(f"warmup-{arch}"), deps=("corpus",)))
-    trained = [f"warmup-{arch}" for arch in cfg.warmup]
-    for label, spec in cfg.all_systems().items():
-        spec = dict(spec)
-        arch = spec.pop("arch")
-        # A stage-2 run continues its warm-up (see INHERITED_FROM_WARMUP).
-        inherited = {k: v for k, v in cfg.warmup[arch].items() if k in INHERITED_FROM_WARMUP}
-        params = {
-            "threads": 1,
-            **cfg.stage2,
-            **inherited,
-            **spec,
-            "stage": "stage2",
-            "init_checkpoint": str(cfg.checkpoint(f"warmup-{arch}")),
-            "corpus_root": corpus_root,
-            "seed": cfg.seed,
-        }
-        deps = [f"warmup-{arch}"]
-        if spec.get("recipe") == "lossnet":
-            params["lossnet_path"] = str(lossnet_ckpt)
-            deps.append("lossnet")
-        steps.append(Step(label, "02_training", params, cfg.run_dir(label), deps=tuple(deps), threads=1))
-        trained.append(label)
-    checkpoints = {label: str(cfg.checkpoint(label)) for label in trained}
-    first_warmup = f"warmup-{next(iter(cfg.warmup))}"
-    compared = list(cfg.compare.items())[:1]
-    analysis = {
-        "threads": 1,
-        "judge": first_warmup,
-        # k-curve decays are compared (paired) against the first comparison's baseline.
-        "reference": compared[0][1] if compared else first_warmup,
-        **cfg.analysis,
-        "data_root": corpus_root,
-        "seed": cfg.seed,
-        "checkpoints": {k: v for k, v in checkpoints.items() if k in _analysed(cfg, first_warmup)},
-    }
-    if cfg.uses_lossnet():
-        analysis["lossnet_checkpoint"] = str(lossnet_ckpt)
-    analysis_deps = tuple(analysis["checkpoints"]) + (("lossnet",) if cfg.uses_lossnet() else ())
-    steps.append(Step("analysis", "03_feature_space_analysis", analysis, cfg.run_dir("analysis"), analysis_deps))
-    mal_label, base_label = compared[0] if compared else ("", "")
-    evaluation = {
-        "workers": cfg.cores,
-        **cfg.evaluation,
-        "data_root": corpus_root,
-        "seed": cfg.seed,
-        "checkpoints": checkpoints,
-        "mal_system": mal_label,
-        "baseline_system": base_label,
-    }
-    steps.append(
-        Step("evaluation", "04_cross_dataset_evaluation", evaluation, cfg.run_dir("evaluation"), tuple(trained),
-             threads=cfg.cores)
-    )  # fmt: skip
-    return steps
-
-
-def _analysed(cfg: PipelineConfig, judge: str) -> list[str]:
-    """Systems in the feature-space analysis: the judge's warm-up plus the systems of the first comparison."""
-    labels = [judge]
-    for mal_label, base_label in list(cfg.compare.items())[:1]:
-        labels += [base_label, mal_label]
-    return labels
-
-
-def run_pipeline(cfg: PipelineConfig, force: bool = False) -> Path:
+def run_pipeline(cfg: StudyPlan, force: bool = False) -> Path:
     """Run (or resume) the study and write ``<study_dir>/results.md``; returns its path."""
     cfg.study_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(cfg.study_dir / "pipeline.yaml")
@@ -274,7 +98,7 @@ def metric_table(summary: pd.DataFrame, dataset: str, systems: list[str], metric
 
 def paired_table(per_file: pd.DataFrame, pairs: list[tuple[str, str]], datasets: list[str], n_boot: int, seed: int):
     """Markdown table of paired differences ``a − b`` with bootstrap CIs, per dataset and metric."""
-    from mal.evaluate import paired_difference
+    from mal.stats import paired_difference
 
     metrics = [m for m in PAIRED_METRICS if m in set(per_file["metric"])]
     lines = ["| comparison | dataset | " + " | ".join(f"Δ {m}" for m in metrics) + " | files |"]
@@ -290,7 +114,25 @@ def paired_table(per_file: pd.DataFrame, pairs: list[tuple[str, str]], datasets:
     return "\n".join(lines), records
 
 
-def write_results(cfg: PipelineConfig, outcomes: list[StepOutcome], wall: float) -> Path:
+def write_headline(paired: list[dict[str, Any]], path: Path, label: str) -> Path | None:
+    """The README's figure: paired MAL − baseline differences of PESQ-WB and SI-SDR with their CIs (PNG);
+    ``None`` when no pair has a finite difference (nothing to draw)."""
+    import matplotlib.pyplot as plt
+
+    from mal.plots import save_figure
+    from mal.plots.evaluation import plot_paired_differences
+
+    table = pd.DataFrame(paired)
+    table = table[table["metric"].isin(HEADLINE_METRICS) & table["mean_diff"].notna()]
+    if table.empty:
+        return None
+    fig = plot_paired_differences(table, title=f"MAL − baseline, paired ({label})")
+    save_figure(fig, path.with_suffix(""), formats=("png",), dpi=80)
+    plt.close(fig)
+    return path
+
+
+def write_results(cfg: StudyPlan, outcomes: list[StepOutcome], wall: float) -> Path:
     """Assemble ``results.md`` (and ``results.json``) from the tables the notebooks recorded."""
     from mal.evaluate import load_result
 
@@ -319,11 +161,14 @@ def write_results(cfg: PipelineConfig, outcomes: list[StepOutcome], wall: float)
     paired_records: list[dict[str, Any]] = []
     if pairs:
         table, paired_records = paired_table(per_file, pairs, datasets, n_boot, seed)
+        figure = write_headline(paired_records, study / HEADLINE, f"{cfg.profile} study, seed {cfg.seed}")
         out += [
             "## Paired differences (MAL − baseline)",
             "",
             "Mean per-file difference with a 95 % bootstrap CI; a CI that excludes 0 is a difference the test set "
             "resolves.",
+            "",
+            f"![paired differences]({figure.name})" if figure else "No pair has a finite difference to plot.",
             "",
             table,
             "",
@@ -352,7 +197,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _training_section(cfg: PipelineConfig) -> list[str]:
+def _training_section(cfg: StudyPlan) -> list[str]:
     """Validation scores and step cost of every training run, next to the noisy input's on the same files."""
     lines = [
         "## Training",
@@ -363,14 +208,11 @@ def _training_section(cfg: PipelineConfig) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     baseline_time: dict[str, float] = {}
-    for label in [f"warmup-{a}" for a in cfg.warmup] + list(cfg.all_systems()):
+    for label in [*cfg.warmups(), *cfg.all_systems()]:
         s = _read_json(cfg.run_dir(label) / "summary.json")
         if not s:
             continue
-        params = s.get("params", {})
-        recipe = params.get("recipe", "conventional")
-        if recipe == "mal":
-            recipe = f"mal {params.get('mal_variant')} / {params.get('mal_layers')}"
+        recipe = s.get("params", {}).get("recipe", "conventional")
         valid, noisy = s.get("valid", {}), s.get("noisy", {})
         step_time = s.get("step_time_s")
         arch = cfg.systems.get(label, {}).get("arch")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -25,6 +25,21 @@ CHECKPOINT_NAME = "lossnet.pt"
 @dataclasses.dataclass
 class LossNetPretrainConfig(ConfigBase):
     """What notebook 05 does: which data, which schedule, where the results go."""
+
+    # Notebook 05's parameters: flat name → field; other LossNetConfig fields travel in ``overrides``.
+    PARAMETERS: ClassVar[dict[str, str]] = {
+        "run_dir": "run_dir",
+        "dataset": "dataset",
+        "data_root": "data_root",
+        "split": "split",
+        "steps": "lossnet.steps",
+        "n_layers": "lossnet.n_layers",
+        "batch_size": "lossnet.batch_size",
+        "segment_seconds": "lossnet.segment_seconds",
+        "seed": "lossnet.seed",
+        "device": "lossnet.device",
+        "threads": "threads",
+    }
 
     run_dir: str = "runs/05_lossnet_pretraining"  # outputs: lossnet.pt, config.yaml, summary.json, figures/
     dataset: str = "mal-offline"  # mal.data.open_dataset name

@@ -2,12 +2,14 @@
 
 ::
 
-    from mal.train import TrainConfig, train
-    warm = train(TrainConfig.load("configs/quick/train_warmup.yaml"))
-    cfg = TrainConfig.load("configs/quick/train_mal_frozen.yaml")      # stage: stage2
-    mal_run = train(cfg.replace(init_checkpoint=str(warm.last_checkpoint)))
+    from mal.plan import StudyPlan
+    from mal.train import train
+    study = StudyPlan.for_profile("quick")                       # configs/pipeline/quick.yaml
+    warm = train(study.training_config("warmup-specmask"))
+    mal_run = train(study.training_config("specmask-mal-frozen"))  # continues the warm-up's last.pt
 
-The same from the shell: ``python -m mal train --config configs/quick/train_warmup.yaml [--resume]``, and
+The same from the shell: ``python -m mal train --study quick --run warmup-specmask [--resume]``, then
+``--run specmask-mal-frozen``; ``python -m mal train --config my.yaml`` takes any TrainConfig YAML, and
 on several GPUs or nodes: ``python -m torch.distributed.run --nproc_per_node 4 -m mal train --config ...``.
 See :mod:`mal.training.loop` for what a stage does and :mod:`mal.training.data` for why every stage-2
 branch sees the same batches.
@@ -19,7 +21,7 @@ from mal.training.checkpoint import read_training_checkpoint
 from mal.training.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from mal.training.history import read_history
 from mal.training.loop import NonFiniteLossError, TrainResult, train
-from mal.training.params import TrainingParams, apply_overrides
+from mal.training.recipes import load_recipe, recipe_names
 
 __all__ = [
     "DataConfig",
@@ -28,9 +30,9 @@ __all__ = [
     "OptimConfig",
     "TrainConfig",
     "TrainResult",
-    "TrainingParams",
-    "apply_overrides",
+    "load_recipe",
     "read_history",
     "read_training_checkpoint",
+    "recipe_names",
     "train",
 ]

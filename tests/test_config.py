@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pytest
 
-from mal.config import ConfigBase, ConfigError
+from mal.config import ConfigBase, ConfigError, apply_overrides, flatten
 
 
 @dataclasses.dataclass
@@ -59,3 +59,43 @@ def test_yaml_round_trip_and_hash(tmp_path) -> None:
 def test_missing_config_file(tmp_path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         Outer.load(tmp_path / "nope.yaml")
+
+
+@dataclasses.dataclass
+class Section(ConfigBase):
+    lr: float = 1e-3
+    paths: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Run(ConfigBase):
+    """A nested schema with a flat view: two aliases, the rest through ``overrides``."""
+
+    PARAMETERS: ClassVar[dict[str, str]] = {"steps": "steps", "lr": "section.lr"}
+
+    steps: int = 10
+    name: str = "run"
+    # The field's default differs from Section's own: a partial section must keep it.
+    section: Section = dataclasses.field(default_factory=lambda: Section(lr=0.5, paths={"a": "x"}))
+
+
+def test_flat_parameters_come_from_the_schema_and_rebuild_it() -> None:
+    assert Run.parameters() == {"steps": 10, "lr": 0.5, "overrides": {}}
+    cfg = Run.from_parameters({"lr": 0.1, "overrides": {"name": "b", "section.paths": {"c": "y"}}})
+    assert (cfg.steps, cfg.name, cfg.section.lr) == (10, "b", 0.1)
+    assert cfg.section.paths == {"c": "y"}  # a dict value is replaced, not merged into the default's
+    assert Run.from_parameters({"lr": 0.1}).section.paths == {"a": "x"}  # the field's default, not Section()'s
+    assert cfg.to_parameters() == {"steps": 10, "lr": 0.1, "overrides": {"name": "b", "section.paths.c": "y"}}
+    assert Run.from_parameters(cfg.to_parameters()) == cfg
+    with pytest.raises(ConfigError, match="unknown parameter.*name"):
+        Run.from_parameters({"name": "b"})
+
+
+def test_overrides_set_dotted_keys_and_refuse_values_as_sections() -> None:
+    assert apply_overrides({"optim": {"lr": 1e-3}}, {"optim.lr": 3e-4, "data.root": "r"}) == {
+        "optim": {"lr": 3e-4},
+        "data": {"root": "r"},
+    }
+    with pytest.raises(ConfigError, match="not a section"):
+        apply_overrides({"optim": 1}, {"optim.lr": 3e-4})
+    assert flatten({"a": {"b": 1, "c": {}}}) == {"a.b": 1, "a.c": {}}

@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 
 from mal.config import ConfigError
-from mal.pipeline import PipelineConfig, build_steps, run_pipeline
+from mal.pipeline import run_pipeline
+from mal.plan import StudyPlan, build_steps
 from mal.runner import fingerprints
+from mal.train import TrainConfig
 
 
-def _quick(tmp_path: Path, **changes) -> PipelineConfig:
-    return PipelineConfig.for_profile("quick", runs_root=str(tmp_path / "runs"), **changes)
+def _quick(tmp_path: Path, **changes) -> StudyPlan:
+    return StudyPlan.for_profile("quick", runs_root=str(tmp_path / "runs"), **changes)
 
 
 def test_quick_graph_links_every_step(tmp_path) -> None:
@@ -29,7 +31,13 @@ def test_quick_graph_links_every_step(tmp_path) -> None:
     assert sys.params["model"] == "waveunet" and sys.params["stage"] == "stage2"
     # ...and its peak learning rate, so the cosine continues where the warm-up left it.
     assert sys.params.get("lr") == warm.params.get("lr")
-    assert steps["specmask-lossnet"].params["lossnet_path"].endswith("lossnet/lossnet.pt")
+    assert steps["specmask-lossnet"].params["overrides"]["loss.lossnet_path"].endswith("lossnet/lossnet.pt")
+    # Systems name a recipe preset; the branch's loss is the preset's.
+    assert steps["specmask-mal-frozen"].params["recipe"] == "mal-frozen"
+    frozen = TrainConfig.from_parameters(
+        {k: v for k, v in steps["specmask-mal-frozen"].params.items() if k != "if_exists"}
+    )
+    assert (frozen.loss.mal_variant, frozen.loss.mal_layers, frozen.calibrate) == ("frozen", "bottleneck", {"mal": 1.0})
     assert "lossnet" in steps["specmask-lossnet"].deps
     # Every trained system is evaluated from its last checkpoint (same number of steps for all).
     evaluated = steps["evaluation"].params["checkpoints"]
@@ -45,11 +53,11 @@ def test_quick_graph_links_every_step(tmp_path) -> None:
 def test_changed_parameter_reruns_only_what_depends_on_it(tmp_path) -> None:
     cfg = _quick(tmp_path)
     before = fingerprints(build_steps(cfg))
-    systems = {**cfg.systems, "specmask-mal-all": {**cfg.systems["specmask-mal-all"], "lambda_mal": 2.0}}
+    systems = {**cfg.systems, "specmask-mal-all": {**cfg.systems["specmask-mal-all"], "calibrate.mal": 2.0}}
     after = fingerprints(build_steps(cfg.replace(systems=systems)))
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"specmask-mal-all", "analysis", "evaluation"}
-    warm = fingerprints(build_steps(cfg.replace(warmup={**cfg.warmup, "waveunet": {"model": "waveunet", "lr": 3e-4}})))
+    warm = fingerprints(build_steps(cfg.replace(warmup={**cfg.warmup, "waveunet": {"optim.lr": 3e-4}})))
     changed = {name for name in before if before[name] != warm[name]}
     assert changed == {"warmup-waveunet", "waveunet-baseline", "waveunet-mal-all", "evaluation"}
 
@@ -62,6 +70,7 @@ def test_changed_parameter_reruns_only_what_depends_on_it(tmp_path) -> None:
         ({"compare": {"nope": "specmask-baseline"}}, "not a system"),
         ({"cores": 0}, "cores"),
         ({"warmup": {}}, "at least one architecture"),
+        ({"systems": {"x": {"arch": "specmask", "recipe": "mal"}}}, "unknown recipe"),
     ],
 )
 def test_bad_pipeline_configs_are_refused(tmp_path, changes, message) -> None:
@@ -71,7 +80,7 @@ def test_bad_pipeline_configs_are_refused(tmp_path, changes, message) -> None:
 
 def test_unknown_profile_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="quick"):
-        PipelineConfig.for_profile("nonexistent")
+        StudyPlan.for_profile("nonexistent")
 
 
 @pytest.mark.slow
@@ -79,10 +88,11 @@ def test_smoke_pipeline_is_reproducible(tmp_path, smoke_corpus) -> None:
     """Two runs with the same seed give identical metric tables, and results.md reports them."""
     tables = []
     for name in ("a", "b"):
-        cfg = PipelineConfig.for_profile("smoke", runs_root=str(tmp_path / name), data_root=str(smoke_corpus))
+        cfg = StudyPlan.for_profile("smoke", runs_root=str(tmp_path / name), data_root=str(smoke_corpus))
         results = run_pipeline(cfg)
         text = results.read_text()
         assert "## in-domain" in text and "mal-all − baseline" in text and "## Wall time per step" in text
+        assert "(headline.png)" in text and (cfg.study_dir / "headline.png").stat().st_size > 0
         tables.append(pd.read_csv(cfg.study_dir / "evaluation" / "tables" / "summary.csv"))
         paired = json.loads((cfg.study_dir / "results.json").read_text())["paired"]
         assert paired and all(p["n_files"] > 0 for p in paired)

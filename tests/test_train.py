@@ -24,7 +24,8 @@ import yaml
 import mal
 from mal.config import ConfigError
 from mal.models.registry import CheckpointError
-from mal.train import NonFiniteLossError, TrainConfig, TrainingParams, read_history, train
+from mal.plan import StudyPlan
+from mal.train import NonFiniteLossError, TrainConfig, read_history, train
 from mal.training.checkpoint import file_sha256
 from mal.training.data import StepBatchSampler
 from mal.training.schedule import lr_at
@@ -134,24 +135,25 @@ def test_warmup_writes_a_complete_run(warmup: mal.train.TrainResult) -> None:
     assert {"python", "numpy", "torch"} <= set(ckpt["training"]["rng"])
 
 
-BRANCHES = {
-    "baseline": {},
-    "frozen": {"mal": 1.0, "mal_variant": "frozen", "mal_layers": "all"},
-    "frozen-fe": {"mal": 1.0, "mal_variant": "frozen-fe", "mal_layers": "all"},
-    "dynamic": {"mal": 0.5, "mal_variant": "dynamic", "mal_layers": "bottleneck"},
+BRANCHES = {  # name → (recipe, loss settings over the recipe's)
+    "baseline": ("conventional", {}),
+    "frozen": ("mal-frozen", {"mal": 1.0, "mal_variant": "frozen", "mal_layers": "all"}),
+    "frozen-fe": ("mal-frozen-fe", {"mal": 1.0, "mal_variant": "frozen-fe", "mal_layers": "all"}),
+    "dynamic": ("mal-dynamic", {"mal": 0.5, "mal_variant": "dynamic", "mal_layers": "bottleneck"}),
 }
 
 
 @pytest.fixture(scope="module")
 def branches(warmup: mal.train.TrainResult, corpus: Path) -> dict[str, mal.train.TrainResult]:
     out = {}
-    for name, loss in BRANCHES.items():
+    for name, (recipe, loss) in BRANCHES.items():
         cfg = tiny(
             warmup.run_dir.parent / name,
             corpus,
             stage="stage2",
             steps=3,
             init_checkpoint=str(warmup.last_checkpoint),
+            recipe=recipe,
             loss=loss,
             optim={"total_steps": 0},
             calibrate={"mal": 1.0} if name == "frozen" else {},
@@ -407,7 +409,7 @@ torch.save(result.model.state_dict(), os.path.join(sys.argv[2], f"rank{os.enviro
 
 @pytest.mark.slow
 def test_ddp_two_gloo_processes_hold_identical_weights(corpus: Path, tmp_path: Path) -> None:
-    cfg = tiny(tmp_path / "ddp", corpus, steps=3, valid_every=0, loss={"mal": 1.0, "mal_layers": "all"})
+    cfg = tiny(tmp_path / "ddp", corpus, steps=3, valid_every=0, recipe="mal-frozen-all", calibrate={})
     cfg["data"]["batch_size"] = 2
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
     (tmp_path / "driver.py").write_text(DDP_DRIVER)
@@ -424,50 +426,58 @@ def test_ddp_two_gloo_processes_hold_identical_weights(corpus: Path, tmp_path: P
     assert any(not torch.equal(r0[k], init[k]) for k in init), "no training happened"
 
 
-# ------------------------------------------------------------------------------------------------ flat params
-def test_training_params_map_recipes_onto_the_nested_config(tmp_path: Path) -> None:
-    base = REPO / "configs" / "quick" / "train_warmup.yaml"
-    conv = TrainingParams.from_params({"base_config": str(base), "run_dir": str(tmp_path / "a")}).to_train_config()
-    assert conv.loss.mal == 0 and conv.loss.l1 == 1.0 and conv.stage == "warmup" and conv.calibrate == {}
-    params = TrainingParams.from_params(
-        {
-            "base_config": str(base),
-            "run_dir": str(tmp_path / "b"),
-            "stage": "stage2",
-            "init_checkpoint": "w/last.pt",
-            "recipe": "mal",
-            "mal_variant": "frozen-fe",
-            "mal_layers": "0,-1",
-            "lambda_mal": 2.0,
-            "lambda_rec": 0.5,
-            "calibrate": True,
-            "steps": 7,
-            "batch_size": 3,
-            "overrides": {"optim.lr_warmup_steps": 5, "model.hparams": {"hidden": 8}},
-        }
-    )
-    cfg = params.to_train_config()
-    assert (cfg.loss.mal, cfg.loss.mal_variant, cfg.loss.mal_layers) == (2.0, "frozen-fe", [0, -1])
-    assert (cfg.loss.l1, cfg.loss.mrstft) == (0.5, 0.5)
-    assert cfg.calibrate == {"mal": 2.0} and cfg.steps == 7 and cfg.data.batch_size == 3
+# ------------------------------------------------------------------------------------------- recipes, parameters
+def test_a_recipe_preset_fills_the_loss_and_explicit_values_win() -> None:
+    conv = TrainConfig.from_params({})
+    assert conv.recipe == "conventional" and conv.loss.mal == 0 and conv.calibrate == {}
+    mal_cfg = TrainConfig.from_params({"recipe": "mal-frozen", "loss": {"mal_layers": [0, -1]}})
+    assert (mal_cfg.loss.mal, mal_cfg.loss.mal_variant, mal_cfg.loss.mal_layers) == (1.0, "frozen", [0, -1])
+    assert mal_cfg.calibrate == {"mal": 1.0} and mal_cfg.loss.l1 == 1.0
+    with pytest.raises(ConfigError, match="unknown recipe 'mal'.*mal-frozen"):
+        TrainConfig.from_params({"recipe": "mal"})
+    # The recipe label cannot disagree with the terms the loss switches on.
+    with pytest.raises(ConfigError, match="recipe='conventional' switches on no feature term"):
+        TrainConfig.from_params({"loss": {"mal": 1.0}})
+
+
+def test_notebook_parameters_rebuild_the_nested_config() -> None:
+    params = {
+        **TrainConfig.parameters(),
+        "stage": "stage2",
+        "init_checkpoint": "w/last.pt",
+        "recipe": "mal-frozen-fe",
+        "steps": 7,
+        "batch_size": 3,
+        "overrides": {"optim.lr_warmup_steps": 5, "model.hparams": {"hidden": 8}, "calibrate.mal": 2.0},
+    }
+    cfg = TrainConfig.from_parameters(params)
+    assert (cfg.loss.mal_variant, cfg.calibrate, cfg.steps, cfg.data.batch_size) == ("frozen-fe", {"mal": 2.0}, 7, 3)
     assert cfg.optim.lr_warmup_steps == 5 and cfg.model.hparams == {"hidden": 8}
-    assert cfg.init_checkpoint == "w/last.pt" and cfg.run_dir == str(tmp_path / "b")
+    assert TrainConfig.from_parameters(cfg.to_parameters()) == cfg  # the flat view loses nothing
     with pytest.raises(ConfigError, match="unknown parameter"):
-        TrainingParams.from_params({"base_config": str(base), "overrides": {"optim.nope": 1}}).to_train_config()
+        TrainConfig.from_parameters({"overrides": {"optim.nope": 1}})
+    with pytest.raises(ConfigError, match="unknown parameter.*mal_variant"):
+        TrainConfig.from_parameters({"mal_variant": "frozen"})
     with pytest.raises(ConfigError, match="init_checkpoint"):
-        TrainingParams.from_params({"stage": "stage2"})
-    with pytest.raises(ConfigError, match="mal_layers"):
-        TrainingParams.from_params({"mal_layers": "top"})
+        TrainConfig.from_parameters({"stage": "stage2"})
 
 
-def test_named_configs_load_and_stage2_configs_continue_the_warmup_schedule() -> None:
+def test_every_run_of_the_named_studies_continues_its_warmup_schedule() -> None:
     for profile in ("quick", "full"):
-        warm = TrainConfig.load(REPO / "configs" / profile / "train_warmup.yaml")
-        stage2 = sorted((REPO / "configs" / profile).glob("train_*.yaml"))
-        assert len(stage2) >= 5
-        for path in stage2:
-            cfg = TrainConfig.load(path)
-            if cfg.stage == "stage2":
-                assert cfg.init_checkpoint == f"{warm.run_dir}/checkpoints/last.pt", path
-                assert (cfg.model, cfg.data) == (warm.model, warm.data), path
-                assert warm.optim.total_steps >= warm.steps + cfg.steps, path
+        study = StudyPlan.for_profile(profile)
+        for name, (arch, _) in study.warmups().items():
+            warm = study.training_config(name)
+            for label in (s for s, spec in study.systems.items() if spec["arch"] == arch):
+                cfg = study.training_config(label)
+                assert cfg.stage == "stage2" and cfg.init_checkpoint == f"{warm.run_dir}/checkpoints/last.pt"
+                assert (cfg.model, cfg.data, cfg.optim.lr) == (warm.model, warm.data, warm.optim.lr), label
+                assert warm.optim.total_steps >= warm.steps + cfg.steps and cfg.optim.total_steps == 0
+    with pytest.raises(ConfigError, match="trains no run named 'nope'.*warmup-specmask"):
+        StudyPlan.for_profile("quick").training_config("nope")
+
+
+def test_cli_study_needs_a_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from mal.__main__ import main
+
+    assert main(["train", "--study", "quick"]) != 0
+    assert "--study needs --run" in capsys.readouterr().err

@@ -16,7 +16,6 @@ from mal.analysis.config import AnalysisConfig, check_checkpoints
 from mal.analysis.correlation import (
     SpearmanResult,
     best_space,
-    bootstrap_mean_ci,
     correlation_table,
     spearman,
     spearman_ci,
@@ -47,7 +46,6 @@ __all__ = [
     "SpearmanResult",
     "available_methods",
     "best_space",
-    "bootstrap_mean_ci",
     "build_spaces",
     "check_checkpoints",
     "correlation_table",

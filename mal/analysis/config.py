@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from mal.config import ConfigBase, ConfigError
+from mal.plan import DEFAULT_BASELINE, DEFAULT_JUDGE, default_checkpoints, default_corpus_root
 
 KNOWN_SPACES = ("logmel", "mrstft", "lossnet")
 
@@ -18,7 +19,7 @@ def split_list(text: str) -> list[str]:
 def check_checkpoints(checkpoints: dict[str, str], where: str = "AnalysisConfig.checkpoints") -> dict[str, str]:
     """Validate a ``{label: checkpoint path}`` mapping; raise :class:`ConfigError` naming the bad entry."""
     if not checkpoints:
-        raise ConfigError(f"{where}: give at least one entry, e.g. {{'baseline': 'runs/x/checkpoints/best.pt'}}")
+        raise ConfigError(f"{where}: give at least one entry, e.g. {{'baseline': 'runs/x/checkpoints/last.pt'}}")
     for label, path in checkpoints.items():
         if not label.strip() or label != label.strip():
             raise ConfigError(f"{where}: label {label!r} must be a non-empty name without surrounding spaces")
@@ -35,17 +36,11 @@ class AnalysisConfig(ConfigBase):
 
     run_dir: str = "runs/03_feature_space_analysis"  # outputs: config, summary.json, tables, figures/
     dataset: str = "mal-offline"  # name for mal.data.open_dataset
-    data_root: str = "data/corpora/quick"  # root of that dataset (the quick corpus)
+    data_root: str = dataclasses.field(default_factory=default_corpus_root)  # root of that dataset (quick corpus)
     split: str = "test"  # which split to analyse
-    # label → checkpoint of every system compared; their outputs are the estimates of the study
-    checkpoints: dict[str, str] = dataclasses.field(
-        default_factory=lambda: {
-            "warmup": "runs/quick/train_warmup/checkpoints/last.pt",
-            "baseline": "runs/quick/train_baseline/checkpoints/best.pt",
-            "mal-frozen": "runs/quick/train_mal_frozen/checkpoints/best.pt",
-        }
-    )
-    judge: str = "warmup"  # label(s) from checkpoints whose encoder measures distances (first: projections)
+    # label → checkpoint of every system compared (default: the quick study's, last.pt: equal steps for all)
+    checkpoints: dict[str, str] = dataclasses.field(default_factory=default_checkpoints)
+    judge: str = DEFAULT_JUDGE  # label(s) from checkpoints whose encoder measures distances (first: projections)
     layers: str = "all"  # encoder feature maps: all | bottleneck | blocks | indices like "0,2,-1"
     distance: str = "l1"  # l1 | l2, normalised per layer by the reference's own magnitude
     n_files: int = 32  # files in the correlation study (0: the whole split)
@@ -57,7 +52,7 @@ class AnalysisConfig(ConfigBase):
     k_max: int = 5  # K: passes of repeated enhancement
     sc_files: int = 8  # files in the self-consistency study
     sc_metrics: str = "pesq_wb,si_sdr,dnsmos_ovrl"  # metrics tracked against k (harmonicity is always added)
-    reference: str = "baseline"  # checkpoint label whose k-curve decay the others are compared with (paired)
+    reference: str = DEFAULT_BASELINE  # checkpoint label whose k-curve decay the others are compared with (paired)
     n_boot: int = 1000  # bootstrap resamples for every CI
     seed: int = 0  # bootstrap and projection seed
     device: str = "auto"  # auto | cpu | cuda | cuda:N

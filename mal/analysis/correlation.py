@@ -175,21 +175,3 @@ def best_space(table: pd.DataFrame, metric: str, spaces: Sequence[str] | None = 
     if rows.empty:
         raise ValueError(f"best_space: no finite ρ for metric {metric!r} among the requested spaces")
     return rows.loc[rows["rho"].idxmin()]
-
-
-def bootstrap_mean_ci(
-    values: Sequence[float] | np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0
-) -> tuple[float, float, float, int]:
-    """Mean of the finite ``values`` with a percentile-bootstrap CI → ``(mean, low, high, n)``; NaNs when n = 0."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = float(v.mean())
-    if len(v) < 2 or n_boot <= 0:
-        return mean, math.nan, math.nan, len(v)
-    rng = np.random.default_rng(seed)
-    boots = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(axis=1)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(boots, [alpha, 1 - alpha])
-    return mean, float(low), float(high), len(v)

@@ -106,7 +106,7 @@ def feature_distance(
 
     ``l1``: mean |e − r|; ``l2``: mean (e − r)². With ``normalise`` the value is divided by the same statistic of
     the reference alone (mean |r|, resp. mean r²), which makes layers of different scale comparable; this is the
-    per-layer normalisation MAL uses on all layers (DESIGN §1, §9).
+    per-layer normalisation MAL uses on all layers (docs/method.md).
 
     Shape:
         ``(B, C, ...)`` and ``(B, C, ...)`` → ``(B,)``.

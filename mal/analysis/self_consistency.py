@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mal.analysis.correlation import bootstrap_mean_ci
 from mal.analysis.harmonicity import harmonicity
 from mal.analysis.inference import Enhancer, Scorer, default_scorer, enhance_once, score_pair
 from mal.analysis.study import Item, checked_items
 from mal.models.base import SEModel
+from mal.stats import mean_ci
 
 HARMONICITY_METRICS = ("hnr_db", "spectral_flatness")
 
@@ -70,7 +70,7 @@ class SelfConsistency:
         """Mean over files per system, metric and k, with bootstrap 95 % CIs and the number of files."""
         rows = []
         for (system, metric, k), chunk in self.curves.groupby(["system", "metric", "k"], sort=False):
-            mean, low, high, n = bootstrap_mean_ci(chunk["value"], n_boot, seed=seed)
+            mean, low, high, n = mean_ci(chunk["value"], n_boot, seed)
             rows.append(
                 {"system": system, "metric": metric, "k": int(k), "mean": mean, "ci_low": low, "ci_high": high, "n": n}
             )
@@ -89,7 +89,7 @@ class SelfConsistency:
         rows = []
         for (system, metric), chunk in wide.groupby(level=["system", "metric"], sort=False):
             start, end = chunk[k_from].to_numpy(), chunk[k_to].to_numpy()
-            mean, low, high, n = bootstrap_mean_ci(end - start, n_boot, seed=seed)
+            mean, low, high, n = mean_ci(end - start, n_boot, seed)
             rows.append(
                 {
                     "system": system,
@@ -130,7 +130,7 @@ class SelfConsistency:
                 wide[(reference, k_to)] - wide[(reference, k_from)]
             )
             for metric, values in delta.groupby(level="metric", sort=False):
-                mean, low, high, n = bootstrap_mean_ci(values.to_numpy(), n_boot, seed=seed)
+                mean, low, high, n = mean_ci(values.to_numpy(), n_boot, seed)
                 rows.append(
                     {
                         "system": system,

@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="LABEL=LOADER:ROOT[:SPLIT]",
-        help="dataset to evaluate on (repeatable), e.g. ood=mal-offline:data/corpora/quick:test_ood",
+        help="dataset to evaluate on (repeatable), e.g. ood=mal-offline:data/corpora/quick:test_ood (a bare split "
+        "name means the mal-offline corpus at data_root)",
     )
     parser.add_argument(
         "--checkpoint", action="append", default=[], metavar="NAME=PATH", help="checkpoint system (repeatable)"
@@ -40,22 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def parse_dataset(text: str, max_files: int | None) -> dict:
-    """``LABEL=LOADER:ROOT[:SPLIT]`` → DatasetSpec fields (the root may itself contain ':' only with a split)."""
+def _label_value(text: str, option: str, form: str) -> tuple[str, str]:
     from mal.config import ConfigError
 
-    label, sep, rest = text.partition("=")
-    loader, sep2, location = rest.partition(":")
-    if not sep or not sep2 or not label or not loader or not location:
-        raise ConfigError(f"--dataset {text!r}: expected LABEL=LOADER:ROOT[:SPLIT]")
-    root, split = location, ""
-    head, sep3, tail = location.rpartition(":")
-    if sep3 and "/" not in tail and "\\" not in tail:
-        root, split = head, tail
-    spec = {"name": label, "loader": loader, "root": root, "split": split}
-    if max_files is not None:
-        spec["max_files"] = max_files
-    return spec
+    label, sep, value = text.partition("=")
+    if not sep or not label or not value:
+        raise ConfigError(f"{option} {text!r}: expected {form}")
+    return label, value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,33 +55,24 @@ def run(args: argparse.Namespace) -> int:
 
     from mal.config import ConfigError
     from mal.data import DataError
-    from mal.evaluate import DEFAULT_BASELINES, EvalConfig, run_evaluation
+    from mal.evaluate import EvalConfig, run_evaluation
     from mal.models.registry import CheckpointError
 
     try:
-        params = {}
-        if args.config:
-            params = EvalConfig.load(args.config).to_dict()
-        systems = params.get("systems")
-        if systems is None or args.baselines is not None or args.checkpoint:
-            base = ",".join(DEFAULT_BASELINES) if args.baselines is None else args.baselines
-            if systems is None or args.baselines is not None:
-                systems = [{"name": b, "kind": b} for b in base.split(",") if b]
-            for item in args.checkpoint:
-                name, sep, path = item.partition("=")
-                if not sep or not name or not path:
-                    raise ConfigError(f"--checkpoint {item!r}: expected NAME=PATH")
-                systems.append({"name": name, "kind": "checkpoint", "checkpoint": path})
-        params["systems"] = systems
+        params = EvalConfig.load(args.config).to_dict() if args.config else {}
+        if args.baselines is not None:
+            params["baselines"] = [b for b in args.baselines.split(",") if b]
+        for item in args.checkpoint:
+            name, path = _label_value(item, "--checkpoint", "NAME=PATH")
+            params.setdefault("checkpoints", {})[name] = path
         if args.dataset:
-            params["datasets"] = [parse_dataset(d, args.max_files) for d in args.dataset]
-        elif args.max_files is not None:
-            params["datasets"] = [{**d, "max_files": args.max_files} for d in params.get("datasets", [])]
+            params["datasets"] = dict(_label_value(d, "--dataset", "LABEL=LOADER:ROOT[:SPLIT]") for d in args.dataset)
         if args.metrics:
             params["metrics"] = [m.strip() for m in args.metrics.split(",") if m.strip()]
         for field, value in (
             ("workers", args.workers),
             ("out_dir", args.out),
+            ("max_files", args.max_files),
             ("audio_examples", args.audio_examples),
             ("device", args.device),
         ):
@@ -97,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 params[field] = value
         if args.quiet:
             params["progress"] = False
-        cfg = EvalConfig.from_params(params)
-        result = run_evaluation(cfg)
+        result = run_evaluation(EvalConfig.from_params(params))
     except (ConfigError, DataError, CheckpointError) as err:
         return report_error("evaluate", err)
     table = result.summary.pivot_table(index=["dataset", "system"], columns="metric", values="mean", sort=False)

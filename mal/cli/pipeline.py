@@ -1,6 +1,6 @@
 """Run the whole study: corpus, lossnet, warm-ups, stage-2 systems, analysis, evaluation, results.md.
 
-Profiles live in configs/pipeline/<profile>.yaml: `quick` runs on a 2-core CPU in about 20 minutes, `full` is
+Profiles live in configs/pipeline/<profile>.yaml: `quick` runs on a 2-core CPU in about 40 minutes, `full` is
 meant for a GPU (hours), `smoke` is the tiny one the tests run. Steps whose outputs are complete for the same
 parameters are skipped; --force reruns them.
 """
@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mal.pipeline import PipelineConfig, build_steps, run_pipeline
+    from mal.pipeline import run_pipeline
+    from mal.plan import StudyPlan, build_steps
     from mal.runner import fingerprints, is_complete
 
     overrides = {
@@ -37,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
         if value is not None
     }
     if args.config:
-        cfg = PipelineConfig.load(args.config)
+        cfg = StudyPlan.load(args.config)
         cfg = cfg.replace(**overrides) if overrides else cfg
     else:
-        cfg = PipelineConfig.for_profile(args.profile, **overrides)
+        cfg = StudyPlan.for_profile(args.profile, **overrides)
     if args.dry_run:
         steps = build_steps(cfg)
         prints = fingerprints(steps)

@@ -1,11 +1,12 @@
-"""Train one stage (warm-up or stage 2) from a YAML TrainConfig; works under torchrun for DDP.
+"""Train one stage (warm-up or stage 2) of a study, or from a YAML TrainConfig; works under torchrun for DDP.
 
 Examples:
-  python -m mal train --config configs/quick/train_warmup.yaml
-  python -m mal train --config configs/quick/train_mal_frozen.yaml \
-      --set init_checkpoint=runs/quick/warmup/checkpoints/last.pt
-  python -m mal train --config configs/quick/train_warmup.yaml --resume
-  python -m torch.distributed.run --nproc_per_node 4 -m mal train --config configs/full/train_warmup.yaml
+  python -m mal train --study quick --run warmup-specmask          (configs/pipeline/quick.yaml)
+  python -m mal train --study quick --run specmask-mal-frozen
+  python -m mal train --study quick --run specmask-mal-frozen --set calibrate.mal=4.0 --set run_dir=runs/x
+  python -m mal train --study quick --run warmup-specmask --resume
+  python -m mal train --config my_train.yaml                        (any TrainConfig written as YAML)
+  python -m torch.distributed.run --nproc_per_node 4 -m mal train --study full --run warmup-specmask
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from mal.cli import report_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="YAML TrainConfig (configs/quick/train_*.yaml, ...)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--study", metavar="PROFILE", help="a study plan, configs/pipeline/<PROFILE>.yaml (with --run)")
+    source.add_argument("--config", help="a YAML TrainConfig")
+    parser.add_argument("--run", help="with --study: the warm-up or system to train, e.g. warmup-specmask")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue run_dir from checkpoints/last.pt")
     mode.add_argument("--overwrite", action="store_true", help="discard a run already in run_dir")
@@ -38,18 +42,23 @@ def run(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from mal.config import ConfigError
+    from mal.config import ConfigError, apply_overrides, parse_override
     from mal.data import DataError
     from mal.models.registry import CheckpointError
-    from mal.train import NonFiniteLossError, TrainConfig, apply_overrides, train
-    from mal.training.params import parse_override
+    from mal.plan import StudyPlan
+    from mal.train import NonFiniteLossError, TrainConfig, train
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        path = Path(args.config)
-        if not path.is_file():
-            raise ConfigError(f"--config: {path} not found")
-        raw = yaml.safe_load(path.read_text()) or {}
+        if args.study:
+            if not args.run:
+                raise ConfigError("--study needs --run NAME: one of the study's warm-ups or systems")
+            raw = StudyPlan.for_profile(args.study).training_config(args.run).to_dict()
+        else:
+            path = Path(args.config)
+            if not path.is_file():
+                raise ConfigError(f"--config: {path} not found")
+            raw = yaml.safe_load(path.read_text()) or {}
         overrides = dict(parse_override(o) for o in args.overrides)
         if args.no_progress:
             overrides["progress"] = False

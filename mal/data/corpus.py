@@ -742,6 +742,190 @@ def default_workers() -> int:
     return max(1, min(4, cores))
 
 
+@dataclasses.dataclass
+class _Sources:
+    """What the fetch stage found: the unpacked packages, their usable recordings, and the decoding cache."""
+
+    names: tuple[str, ...]  # source names in the build
+    archives: dict[str, Archive]  # archive name → pinned package
+    files: dict[str, list[SourceFile]]  # source name → its recordings
+    excluded: list[Excluded]  # recordings left out, with the reason
+    cache: DecodedCache
+
+    def of(self, role: str, domain: str) -> list[str]:
+        """Source names with this role ("speech" / "noise") and domain ("in" / "ood")."""
+        return [s for s in self.names if SOURCES[s].role == role and SOURCES[s].domain == domain]
+
+    def recordings(self, role: str, domain: str) -> list[SourceFile]:
+        return [f for s in self.of(role, domain) for f in self.files.get(s, [])]
+
+
+@dataclasses.dataclass
+class _Noise:
+    """Noise to mix with, per split: in-domain pools split by time or name, out-of-domain pools by type."""
+
+    pools: dict[str, dict[str, list[NoiseClip]]]  # in-domain split → noise type → clips
+    ood_pools: dict[str, list[NoiseClip]]  # out-of-domain noise type → clips
+    in_types: list[str]
+    ood_types: list[str]
+
+
+def _fetch(cfg: CorpusConfig, raw: Path, progress: bool, workers: int) -> _Sources:
+    """Fetch: download (once) and unpack every package the sources need, and list their usable recordings."""
+    names = cfg.source_names()
+    extracted = prepare_archives(names, raw, progress, workers)
+    archives: dict[str, Archive] = {name: a for name, (a, _) in extracted.items()}
+    files: dict[str, list[SourceFile]] = {}
+    excluded: list[Excluded] = []
+    for name in names:
+        spec = SOURCES[name]
+        if spec.archive is None:
+            continue
+        found, skipped = list_source_files(name, extracted[spec.archive][1])
+        files[name] = found
+        excluded += skipped
+    return _Sources(names, archives, files, excluded, DecodedCache.beside(raw, archives))
+
+
+def _decode(cfg: CorpusConfig, src: _Sources, progress: bool, workers: int) -> tuple[list, list]:
+    """Decode: every recording to 16 kHz mono (cached); speech trimmed of silence. Returns the in-domain and the
+    out-of-domain speech items; recordings that hold no usable speech join ``src.excluded``."""
+    speech_ood = src.recordings("speech", "ood")
+    languages = cfg.ood_language_set()
+    if languages is not None:
+        speech_ood = [f for f in speech_ood if f.language in languages]
+        if not speech_ood and src.of("speech", "ood"):
+            raise DataError(f"ood_languages {list(languages)}: no usable out-of-domain recordings in these languages")
+    speech_in = src.recordings("speech", "in")
+    noise = src.recordings("noise", "in") + src.recordings("noise", "ood")
+    src.cache.load_many(speech_in + speech_ood + noise, progress, "decoding", workers)
+    items_in, skipped = _decode_speech(speech_in, src.cache, progress, "decoding speech")
+    src.excluded += skipped
+    items_ood, skipped = _decode_speech(speech_ood, src.cache, progress, "decoding ood speech")
+    src.excluded += skipped
+    return items_in, items_ood
+
+
+def _plan(cfg: CorpusConfig, items_in: list, items_ood: list) -> tuple[dict[str, list[Utterance]], dict[str, int]]:
+    """Split and plan: in-domain prompts go to train/valid/test by prompt name, then every split's recordings are
+    joined into utterances of its length range. Returns the plans and, per split, the recordings left over."""
+    by_split: dict[str, list] = defaultdict(list)
+    for it in items_in:
+        by_split[split_of(it[0].prompt or "", cfg.split_fractions)].append(it)
+    plans: dict[str, list[Utterance]] = {}
+    leftovers: dict[str, int] = {}
+    for split in IN_DOMAIN_SPLITS:
+        seconds = cfg.test_utterance_seconds if split == "test" else cfg.utterance_seconds
+        plans[split], left = _plan_speech(by_split[split], split, seconds, cfg)
+        leftovers[split] = len(left)
+    if items_ood:
+        plans["test_ood"], left = _plan_speech(items_ood, "test_ood", cfg.ood_utterance_seconds, cfg)
+        leftovers["test_ood"] = len(left)
+    return plans, leftovers
+
+
+def _synthetic_train(
+    cfg: CorpusConfig, src: _Sources, raw: Path, progress: bool, workers: int
+) -> tuple[list[Utterance], dict[str, Any]]:
+    """Extra voices (opt-in): synthesise train prompts only with :mod:`mal.data.voices`, decode and plan them.
+    Returns the synthetic train utterances (appended after the real ones) and what corpus.json records."""
+    if cfg.n_extra() == 0 or cfg.sizes()["train"] == 0:
+        return [], {}
+    synth, synth_archives, meta = voices.synthesize_train_speech(
+        voices.resolve_voices(cfg.extra_voices or []),
+        cfg.n_extra(),
+        cfg.utterance_seconds,
+        cfg.seed,
+        lambda prompt: split_of(prompt, cfg.split_fractions) == "train",
+        raw,
+        progress,
+        workers,
+    )
+    src.archives.update(synth_archives)  # the decoded cache keys files by their archive
+    items, skipped = _decode_speech(synth, src.cache, progress, "decoding synthetic speech")
+    src.excluded += skipped
+    plan, _ = _plan_speech(items, "train", cfg.utterance_seconds, cfg)
+    extra = select_balanced(plan, cfg.n_extra(), rng_for(cfg.seed, "select", "train extra"))
+    meta["n_utterances"] = len(extra)
+    if len(extra) < cfg.n_extra():
+        warnings.warn(f"mal-offline train: only {len(extra)} of {cfg.n_extra()} synthetic utterances", stacklevel=3)
+    return extra, meta
+
+
+def _noise(cfg: CorpusConfig, src: _Sources) -> _Noise:
+    """Noise pools: long in-domain noise files split in time, short ones whole by name; out-of-domain by type."""
+    pools = in_domain_noise_pools(src.recordings("noise", "in"), src.cache, cfg.split_fractions)
+    ood_pools: dict[str, list[NoiseClip]] = defaultdict(list)
+    for f in src.recordings("noise", "ood"):
+        ood_pools[f.noise_type or ""].append(NoiseClip(f.key, src.cache.load(f)))
+    in_types = sorted({SOURCES[s].noise_type or "" for s in src.of("noise", "in")})
+    ood_types = sorted({SOURCES[s].noise_type or "" for s in src.of("noise", "ood")})
+    return _Noise(pools, dict(ood_pools), in_types, ood_types)
+
+
+def _mix(
+    cfg: CorpusConfig,
+    plans: dict[str, list[Utterance]],
+    noise: _Noise,
+    rooms: list[Room],
+    cache: DecodedCache,
+    out: Path,
+    progress: bool,
+    extra_train: list[Utterance],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Mix: per split, pick utterances balanced over voices, give each a noise type, an SNR (a room for
+    test_reverb), render the pairs and write the manifest. Returns the per-split summary and any shortfall."""
+    sizes = cfg.sizes()
+    summary: dict[str, Any] = {}
+    shortfall: dict[str, str] = {}
+    for split in SPLITS:
+        n = sizes[split]
+        if split == "test_ood" and ("test_ood" not in plans or not noise.ood_types):
+            continue
+        if n == 0:
+            continue
+        pool_split = "test" if split == "test_reverb" else split
+        chosen = select_balanced(plans[pool_split], n, rng_for(cfg.seed, "select", split))
+        if 0 <= n and len(chosen) < n:
+            shortfall[split] = f"asked for {n}, only {len(chosen)} utterances available"
+            warnings.warn(f"mal-offline {split}: {shortfall[split]}", stacklevel=3)
+        if split == "train":  # after the real ones, so those keep their ids, conditions and bytes
+            chosen = chosen + extra_train
+        types = noise.ood_types if split == "test_ood" else noise.in_types
+        split_pools = dict(noise.ood_pools) if split == "test_ood" else noise.pools[pool_split]
+        for nt in types:
+            if nt not in GENERATED_TYPES and not split_pools.get(nt):
+                raise DataError(f"{split}: no {nt!r} noise files fall into this split; use more noise files")
+        conds = assign_conditions(
+            len(chosen),
+            None if split == "train" else cfg.test_snr_levels_db,
+            cfg.train_snr_db,
+            types,
+            rng_for(cfg.seed, "conditions", split),
+            rooms if split == "test_reverb" else None,
+        )
+        rows = _render_split(split, chosen, conds, split_pools, cache, cfg, out, progress)
+        summary[split] = split_summary(rows)
+    return summary, shortfall
+
+
+def _source_record(name: str, src: _Sources) -> dict[str, Any]:
+    """corpus.json's entry of one source: what it is, how many files it gave, its package and licence."""
+    spec = SOURCES[name]
+    record = {
+        "role": spec.role,
+        "domain": spec.domain,
+        "noise_type": spec.noise_type,
+        "description": spec.description,
+        "n_files": len(src.files.get(name, [])),
+    }
+    if not spec.archive:
+        return {**record, "package": None, "licence": "generated by mal"}
+    a = src.archives[spec.archive]
+    return {**record, "package": a.name, "version": a.version, "sha256": a.sha256, "licence": a.licence,
+            "credit": a.credit}  # fmt: skip
+
+
 def build_corpus(
     cfg: CorpusConfig, raw_dir: str | Path | None = None, progress: bool = True, workers: int | None = None
 ) -> Path:
@@ -756,8 +940,9 @@ def build_corpus(
             result does not depend on it.
 
     The work is skipped when ``<root>/corpus.json`` has the same build key and every file verifies. Otherwise the
-    corpus is built in a temporary sibling folder and swapped in at the end, so an interrupted build never looks
-    complete.
+    stages run in order: fetch the packages, decode the recordings, split and plan the utterances, gather the
+    noise pools (and simulate the rooms), mix and write every split into a temporary sibling folder, write the
+    checksums and corpus.json, and swap the folder in at the end, so an interrupted build never looks complete.
     """
     t_start = time.perf_counter()
     root = cfg.corpus_root()
@@ -766,130 +951,26 @@ def build_corpus(
         return root
     _check_output(root)  # before any download: fail fast on a folder that is not ours
     raw = Path(raw_dir) if raw_dir is not None else paths.raw_dir()
-    sources = cfg.source_names()
-    sizes = cfg.sizes()
+    workers = default_workers() if workers is None else max(1, int(workers))
     timings: dict[str, float] = {}
 
-    workers = default_workers() if workers is None else max(1, int(workers))
-    extracted = prepare_archives(sources, raw, progress, workers)
+    src = _fetch(cfg, raw, progress, workers)
     timings["fetch_s"] = time.perf_counter() - t_start
-    archives: dict[str, Archive] = {name: a for name, (a, _) in extracted.items()}
-    cache = DecodedCache.beside(raw, archives)
-
-    files: dict[str, list[SourceFile]] = {}
-    excluded: list[Excluded] = []
-    for name in sources:
-        spec = SOURCES[name]
-        if spec.archive is None:
-            continue
-        found, skipped = list_source_files(name, extracted[spec.archive][1])
-        files[name] = found
-        excluded += skipped
-
     t = time.perf_counter()
-
-    def of(role: str, domain: str) -> list[str]:
-        return [s for s in sources if SOURCES[s].role == role and SOURCES[s].domain == domain]
-
-    speech_in = [f for s in of("speech", "in") for f in files[s]]
-    speech_ood = [f for s in of("speech", "ood") for f in files[s]]
-    languages = cfg.ood_language_set()
-    if languages is not None:
-        speech_ood = [f for f in speech_ood if f.language in languages]
-        if not speech_ood and of("speech", "ood"):
-            raise DataError(f"ood_languages {list(languages)}: no usable out-of-domain recordings in these languages")
-    noise_in = [f for s in of("noise", "in") for f in files.get(s, [])]
-    noise_ood = [f for s in of("noise", "ood") for f in files.get(s, [])]
-    cache.load_many(speech_in + speech_ood + noise_in + noise_ood, progress, "decoding", workers)
-    items_in, skipped = _decode_speech(speech_in, cache, progress, "decoding speech")
-    excluded += skipped
-    items_ood, skipped = _decode_speech(speech_ood, cache, progress, "decoding ood speech")
-    excluded += skipped
+    items_in, items_ood = _decode(cfg, src, progress, workers)
     timings["decode_s"] = time.perf_counter() - t
-
-    # Plan clean utterances.
     t = time.perf_counter()
-    by_split: dict[str, list] = defaultdict(list)
-    for it in items_in:
-        by_split[split_of(it[0].prompt or "", cfg.split_fractions)].append(it)
-    plans: dict[str, list[Utterance]] = {}
-    leftovers: dict[str, int] = {}
-    for split in IN_DOMAIN_SPLITS:
-        seconds = cfg.test_utterance_seconds if split == "test" else cfg.utterance_seconds
-        plans[split], left = _plan_speech(by_split[split], split, seconds, cfg)
-        leftovers[split] = len(left)
-    if items_ood:
-        plans["test_ood"], left = _plan_speech(items_ood, "test_ood", cfg.ood_utterance_seconds, cfg)
-        leftovers["test_ood"] = len(left)
-    extra_train: list[Utterance] = []  # synthetic voices: train prompts only, appended after the real utterances
-    extra_meta: dict[str, Any] = {}
-    if cfg.n_extra() != 0 and sizes["train"] != 0:
-        synth, synth_archives, extra_meta = voices.synthesize_train_speech(
-            voices.resolve_voices(cfg.extra_voices or []),
-            cfg.n_extra(),
-            cfg.utterance_seconds,
-            cfg.seed,
-            lambda prompt: split_of(prompt, cfg.split_fractions) == "train",
-            raw,
-            progress,
-            workers,
-        )
-        archives.update(synth_archives)  # the decoded cache keys files by their archive
-        items_extra, skipped = _decode_speech(synth, cache, progress, "decoding synthetic speech")
-        excluded += skipped
-        plan, _ = _plan_speech(items_extra, "train", cfg.utterance_seconds, cfg)
-        extra_train = select_balanced(plan, cfg.n_extra(), rng_for(cfg.seed, "select", "train extra"))
-        extra_meta["n_utterances"] = len(extra_train)
-        if len(extra_train) < cfg.n_extra():
-            warnings.warn(
-                f"mal-offline train: only {len(extra_train)} of {cfg.n_extra()} synthetic utterances", stacklevel=2
-            )
-
-    # Noise pools and conditions.
-    pools = in_domain_noise_pools(noise_in, cache, cfg.split_fractions)
-    in_types = sorted({SOURCES[s].noise_type or "" for s in of("noise", "in")})
-    ood_types = sorted({SOURCES[s].noise_type or "" for s in of("noise", "ood")})
-    ood_pools: dict[str, list[NoiseClip]] = defaultdict(list)
-    for f in noise_ood:
-        ood_pools[f.noise_type or ""].append(NoiseClip(f.key, cache.load(f)))
-
+    plans, leftovers = _plan(cfg, items_in, items_ood)
+    extra_train, extra_meta = _synthetic_train(cfg, src, raw, progress, workers)
+    noise = _noise(cfg, src)
+    sizes = cfg.sizes()
     rooms: list[Room] = []
     if sizes["test_reverb"] != 0:
         rooms = [make_room(f"room{i:02d}", rng_for(cfg.seed, "room", i), cfg.rt60_s) for i in range(sizes["rooms"])]
 
     tmp = _prepare_output(root)
-    summary: dict[str, Any] = {}
-    shortfall: dict[str, str] = {}
     try:
-        for split in SPLITS:
-            n = sizes[split]
-            if split == "test_ood" and (not items_ood or not ood_types):
-                continue
-            if n == 0:
-                continue
-            pool_split = "test" if split == "test_reverb" else split
-            candidates = plans["test" if split == "test_reverb" else split]
-            chosen = select_balanced(candidates, n, rng_for(cfg.seed, "select", split))
-            if 0 <= n and len(chosen) < n:
-                shortfall[split] = f"asked for {n}, only {len(chosen)} utterances available"
-                warnings.warn(f"mal-offline {split}: {shortfall[split]}", stacklevel=2)
-            if split == "train":  # after the real ones, so those keep their ids, conditions and bytes
-                chosen = chosen + extra_train
-            types = ood_types if split == "test_ood" else in_types
-            split_pools = dict(ood_pools) if split == "test_ood" else pools[pool_split]
-            for nt in types:
-                if nt not in GENERATED_TYPES and not split_pools.get(nt):
-                    raise DataError(f"{split}: no {nt!r} noise files fall into this split; use more noise files")
-            conds = assign_conditions(
-                len(chosen),
-                None if split == "train" else cfg.test_snr_levels_db,
-                cfg.train_snr_db,
-                types,
-                rng_for(cfg.seed, "conditions", split),
-                rooms if split == "test_reverb" else None,
-            )
-            rows = _render_split(split, chosen, conds, split_pools, cache, cfg, tmp, progress)
-            summary[split] = split_summary(rows)
+        summary, shortfall = _mix(cfg, plans, noise, rooms, src.cache, tmp, progress, extra_train)
         timings["render_s"] = time.perf_counter() - t
         checksums = _checksums(tmp)
         atomic_write_text(tmp / "SHA256SUMS", checksums)
@@ -902,31 +983,11 @@ def build_corpus(
             "build_key": key,
             "config": cfg.to_dict(),
             "sizes": sizes,
-            "sources": {
-                name: {
-                    "role": SOURCES[name].role,
-                    "domain": SOURCES[name].domain,
-                    "noise_type": SOURCES[name].noise_type,
-                    "description": SOURCES[name].description,
-                    "n_files": len(files.get(name, [])),
-                    **(
-                        {
-                            "package": archives[SOURCES[name].archive].name,
-                            "version": archives[SOURCES[name].archive].version,
-                            "sha256": archives[SOURCES[name].archive].sha256,
-                            "licence": archives[SOURCES[name].archive].licence,
-                            "credit": archives[SOURCES[name].archive].credit,
-                        }
-                        if SOURCES[name].archive
-                        else {"package": None, "licence": "generated by mal"}
-                    ),
-                }
-                for name in sources
-            },
+            "sources": {name: _source_record(name, src) for name in src.names},
             "splits": summary,
             **({"extra_voices": extra_meta} if extra_meta else {}),
             "rooms": [r.describe() for r in rooms],
-            "excluded": [dataclasses.asdict(e) for e in excluded],
+            "excluded": [dataclasses.asdict(e) for e in src.excluded],
             "leftover_short_recordings": leftovers,
             "shortfall": shortfall,
             "content_hash": hashlib.sha256(checksums.encode()).hexdigest(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 from mal.config import ConfigBase, ConfigError
 from mal.data.corpus import CorpusConfig, build_corpus, verify_corpus
@@ -14,15 +14,24 @@ from mal.data.errors import DataError
 
 @dataclasses.dataclass
 class DataPreparationConfig(ConfigBase):
-    """Parameters of notebooks/01_data_preparation (flat, as papermill injects them)."""
+    """Notebook 01: the corpus to build (:class:`CorpusConfig`, where its defaults live) and how to show it."""
 
-    profile: Literal["smoke", "quick", "full"] = "quick"  # corpus size
-    seed: int = 0  # corpus seed
-    train_snr_low: float = 0.0  # train SNRs are uniform in [low, high] dB
-    train_snr_high: float = 15.0
-    test_snr_levels: list[float] = dataclasses.field(default_factory=lambda: [2.5, 7.5, 12.5, 17.5])  # dB
-    sources: list[str] | None = None  # source names (mal.data.SOURCES); None: the profile's
-    data_root: str | None = None  # corpus folder; None: data/corpora/<profile>
+    # Notebook 01's parameters: flat name → field; other CorpusConfig fields travel in ``overrides``.
+    PARAMETERS: ClassVar[dict[str, str]] = {
+        "profile": "corpus.profile",
+        "seed": "corpus.seed",
+        "train_snr_db": "corpus.train_snr_db",
+        "test_snr_levels_db": "corpus.test_snr_levels_db",
+        "sources": "corpus.sources",
+        "data_root": "corpus.root",
+        "raw_dir": "raw_dir",
+        "verify_only": "verify_only",
+        "run_dir": "run_dir",
+        "n_examples": "n_examples",
+        "interactive": "interactive",
+    }
+
+    corpus: CorpusConfig = dataclasses.field(default_factory=CorpusConfig)  # what to build
     raw_dir: str | None = None  # package downloads; None: $MAL_RAW_DIR or data/raw
     verify_only: bool = False  # True: only verify an existing corpus, never build
     run_dir: str = "runs/01_data_preparation"  # outputs (config, figures, summary.json)
@@ -30,23 +39,8 @@ class DataPreparationConfig(ConfigBase):
     interactive: bool = False  # ipywidgets player (needs a live kernel)
 
     def validate(self) -> None:
-        if self.train_snr_low > self.train_snr_high:
-            raise ConfigError(f"train_snr_low {self.train_snr_low} > train_snr_high {self.train_snr_high}")
         if self.n_examples < 1:
             raise ConfigError(f"n_examples must be at least 1, got {self.n_examples}")
-        self.corpus_config()  # surfaces CorpusConfig errors with their own message
-
-    def corpus_config(self) -> CorpusConfig:
-        return CorpusConfig.from_params(
-            dict(
-                profile=self.profile,
-                seed=self.seed,
-                root=self.data_root,
-                sources=self.sources,
-                train_snr_db=(self.train_snr_low, self.train_snr_high),
-                test_snr_levels_db=tuple(self.test_snr_levels),
-            )
-        )
 
 
 def prepare_corpus(cfg: DataPreparationConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
@@ -56,7 +50,7 @@ def prepare_corpus(cfg: DataPreparationConfig, progress: bool = True) -> tuple[P
         ``(root, info)`` with info ``{"action": "built" | "reused" | "verified", "wall_seconds": float,
         "verify": verify_corpus(root)}``.
     """
-    corpus_cfg = cfg.corpus_config()
+    corpus_cfg = cfg.corpus
     root = corpus_cfg.corpus_root()
     t0 = time.perf_counter()
     if cfg.verify_only:

@@ -5,7 +5,7 @@ Waveforms are 16 kHz, shaped ``(B, T)`` or ``(B, 1, T)``; both arguments must ha
 
 - conventional: :class:`WaveformL1`, :class:`MultiResolutionSTFTLoss`, :class:`CompressedSpectralLoss`,
   :class:`SISDRLoss`;
-- Model as Loss: :class:`ModelAsLoss` (``frozen`` / ``frozen-fe`` / ``dynamic``, DESIGN.md §1);
+- Model as Loss: :class:`ModelAsLoss` (``frozen`` / ``frozen-fe`` / ``dynamic``, docs/method.md);
 - deep feature losses: :class:`DeepFeatureLoss` (WavLM / wav2vec 2.0 / HuBERT through torchaudio) and
   :class:`LossNetFeatureLoss` (a small loss network ``mal`` pretrains offline with :func:`pretrain_lossnet`);
 - recipes: :class:`LossConfig` → :func:`build_objective` → :class:`WeightedSum` (total + per-term breakdown),

@@ -18,10 +18,10 @@ class WaveformL1(nn.Module):
     """Mean absolute error between waveforms, optionally in a per-utterance normalised domain.
 
     With ``normalise=True`` both signals are divided by ``σ_y``, the standard deviation of each *reference*
-    utterance (plus ``eps``), before the L1. DESIGN §1 specifies σ of the *noisy input*, but a loss with the
+    utterance (plus ``eps``), before the L1. One could take σ of the *noisy input*, but a loss with the
     ``(estimate, reference)`` signature never sees the noisy input; σ of the reference serves the same purpose:
     it balances utterances of different loudness, so quiet utterances are not ignored and the term lands on an
-    O(1) scale next to MR-STFT (DESIGN §9: the raw-scale L1 was ~5 % of the loss and phase was never learned).
+    O(1) scale next to MR-STFT (docs/method.md: the raw-scale L1 was ~5 % of the loss and phase was never learned).
     σ_y is treated as a constant (it depends on the reference only, so it carries no gradient anyway).
 
     Args:

@@ -4,7 +4,7 @@
 
 ŷ is the estimate, y the clean reference, ``sg`` stop-gradient, ``d`` an L1 or L2 distance and ``l`` runs over
 the chosen encoder outputs (``Encoded.features()`` = ``[*layers, bottleneck]``). E* is the *MAL encoder*; the
-three variants of DESIGN.md §1 differ only in what E* is and which parameters it lets train:
+three variants of docs/method.md differ only in what E* is and which parameters it lets train:
 
 ========== ========================================== ===================================================
 variant    E*                                         parameters the MAL term trains
@@ -31,7 +31,7 @@ thing, and cuDNN refuses to backpropagate through an RNN in eval mode, which the
 After every call ``loss.last_stats`` holds detached floats for logging: ``mal_feat_var`` (mean over the chosen
 layers of the per-channel variance of E*(y) across batch and time; a collapsing encoder drives it to 0),
 ``mal_feat_abs`` (mean |E*(y)|), and per layer the raw distance ``mal_dist_<l>`` and the normalised one
-``mal_rel_<l>`` (raw / mean|E*(y)_l|, which shows the invariance collapse DESIGN §9 saw in the dynamic variant:
+``mal_rel_<l>`` (raw / mean|E*(y)_l|, the invariance collapse the feasibility runs saw in the dynamic variant:
 the raw term falls while feature norms stay put).
 """
 
@@ -82,13 +82,13 @@ class ModelAsLoss(nn.Module):
             (negative indices count from the end, so ``-1`` is the bottleneck).
         distance: ``"l1"`` (mean absolute difference, default) or ``"l2"`` (mean squared difference).
         encoder_grad: ``dynamic`` only: whether the MAL term's gradient through E*(ŷ) reaches the live
-            encoder's parameters. ``False`` (default) guards against the invariance collapse of DESIGN §9:
+            encoder's parameters. ``False`` (default) guards against the invariance collapse in docs/method.md:
             the encoder cannot learn to map ŷ and y together; the decoder still learns through ŷ.
         layer_weights: ``w_l`` per selected layer, in the order of ``layers``; default ``1/L`` each (a mean).
         normalise: divide each layer's distance by the detached mean ``|E*(y)_l|`` (L1) or mean ``E*(y)_l²``
             (L2), so layers of different scale count equally. ``None`` (default) means ``True`` for ``"all"``
-            and lists and ``False`` for ``"bottleneck"``; DESIGN §9 found all layers, normalised and frozen
-            the only setting that helped.
+            and lists and ``False`` for ``"bottleneck"``; the feasibility runs found all layers, normalised and
+            frozen the only setting that helped.
         eps: floor on the normalisation scale.
 
     Shape:

@@ -27,7 +27,7 @@ DEEP_FEATURE_BACKBONES: tuple[str, ...] = ("wavlm_base", "wav2vec2_base", "huber
 class LossConfig(ConfigBase):
     """Weights and settings of every loss term (``build_objective`` builds the terms whose weight is > 0)."""
 
-    # Conventional terms. DESIGN §9: the raw-scale L1 was ~5 % of L1 + MR-STFT and the model never learned
+    # Conventional terms (docs/method.md): the raw-scale L1 was ~5 % of L1 + MR-STFT and the model never learned
     # phase; the normalised L1 puts both on an O(1) scale, and normalised L1 + MR-STFT (1 : 1) learned fast.
     l1: float = 1.0  # weight of the waveform L1
     l1_normalise: bool = True  # L1 on ŷ/σ_y vs y/σ_y (σ_y: per-utterance std of the clean reference)
@@ -36,7 +36,7 @@ class LossConfig(ConfigBase):
     spectral: float = 0.0  # weight of CompressedSpectralLoss
     sisdr: float = 0.0  # weight of the negative SI-SDR (dB, so about -10..-20 for a good model)
 
-    # Model as Loss (DESIGN.md §1). The frozen snapshot is taken when build_objective runs.
+    # Model as Loss (docs/method.md). The frozen snapshot is taken when build_objective runs.
     mal: float = 0.0  # weight λ_mal of the MAL term (see calibrate_weight to start it equal to the rest)
     mal_variant: str = "frozen"  # "frozen" | "frozen-fe" | "dynamic"
     mal_layers: str | list[int] = "bottleneck"  # "bottleneck" | "all" | indices into Encoded.features()
@@ -170,9 +170,11 @@ def calibrate_weight(
 ) -> float:
     """The weight that makes ``term`` start at ``ratio`` × the weighted sum of the other terms on one batch.
 
-    DESIGN §9: the one MAL setting that helped was "scaled to start equal to the conventional term"
-    (λ_mal ≈ 1.75 there). Call this at the start of stage 2 with ``estimate = model(noisy)`` on a training
-    batch, then ``objective.set_weight(term, w)``. The objective is not changed here.
+    In the feasibility runs (docs/method.md) the one MAL setting that helped was "scaled to start equal to the
+    conventional term" (λ_mal ≈ 1.75 there). It matches loss *values*, not gradients: the gradient dose it gives
+    the MAL term is not controlled (see "What the quick study can and cannot say"). Call this at the start of
+    stage 2 with ``estimate = model(noisy)`` on a training batch, then ``objective.set_weight(term, w)``. The
+    objective is not changed here.
 
     Args:
         objective: the weighted sum holding ``term`` (the term's current weight is ignored).

@@ -121,7 +121,7 @@ def prepare_pair(
 
 
 def check_sample_rate(sample_rate: int) -> int:
-    """Metrics are defined at 8 or 16 kHz only (DESIGN §6); anything else is a caller error, not a file's."""
+    """Metrics are defined at 8 or 16 kHz only (docs/method.md); anything else is a caller error, not a file's."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
         raise ValueError(f"sample_rate must be an integer in Hz, got {sample_rate!r}")
     if int(sample_rate) not in (8000, 16000):

@@ -14,7 +14,7 @@ from mal.metrics import intrusive, nonintrusive
 from mal.metrics import loizou as _composite
 from mal.metrics.inputs import SILENCE_PEAK, MetricUndefined, Pair, check_sample_rate, prepare_pair
 
-# The public names, in table order (DESIGN §2). Nothing else appears in a metric column.
+# The public names, in table order (docs/method.md, "Contracts"). Nothing else appears in a metric column.
 METRIC_NAMES: tuple[str, ...] = (
     "pesq_wb",
     "pesq_nb",

@@ -16,7 +16,7 @@ skip additions, and predicts a mask that multiplies the noisy STFT:
 * ``mask="complex"``: ``tanh(a) + i·tanh(b)``, which can also rotate the phase.
 
 The encoder sees either the compressed magnitude ``|X|^c`` (``input="mag"``), or the compressed complex
-spectrum ``|X|^c · e^{i∠X}`` as real and imaginary channels (``input="ri"``), which carries the phase: DESIGN §9
+spectrum ``|X|^c · e^{i∠X}`` as real and imaginary channels (``input="ri"``), which carries the phase: docs/method.md
 names an encoder that sees phase as an untested lead for MAL.
 """
 

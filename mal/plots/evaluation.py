@@ -104,7 +104,7 @@ def plot_snr_curves(per_file: pd.DataFrame, metrics: Sequence[str], systems: Seq
 
 
 def plot_paired_differences(table: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Forest plot of paired differences (``mal.evaluate.improvement_table`` or a list of ``paired_difference``
+    """Forest plot of paired differences (``mal.stats.improvement_table`` or a list of ``paired_difference``
     rows): mean ``a − b`` and its 95 % CI per metric, dataset and system; the dashed line marks no difference."""
     table = table.dropna(subset=["mean_diff"])
     if table.empty:

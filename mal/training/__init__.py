@@ -2,6 +2,6 @@
 
 Modules: ``config`` (typed configs), ``loop`` (the trainer), ``data`` (step-seeded batches), ``schedule``
 (LR as a function of the global step), ``checkpoint`` (atomic training checkpoints with RNG state),
-``validate``, ``history`` (history.jsonl), ``distributed`` (torchrun / DDP), ``params`` (flat notebook
-parameters → TrainConfig).
+``validate``, ``history`` (history.jsonl), ``distributed`` (torchrun / DDP), ``recipes`` (the loss presets in
+configs/recipes/).
 """

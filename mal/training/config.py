@@ -12,16 +12,22 @@ states and then keeps stepping the *same* learning-rate schedule, so every stage
 the same starting point, learning rates and batches (the batch at global step ``s`` depends only on the data
 seed and ``s``; see :mod:`mal.training.data`). That is why the warm-up's ``optim.total_steps`` must cover
 warm-up + stage-2 steps: restarting a finished cosine for stage 2 made even the baseline worse in the
-feasibility runs (DESIGN.md §9).
+feasibility runs (docs/method.md, "One schedule over both stages").
+
+The loss comes from a named recipe (``recipe: mal-frozen``, a preset in ``configs/recipes/``, see
+:mod:`mal.training.recipes`); the config's own ``loss`` and ``calibrate`` values win over the preset's.
+Notebook 02's parameters are the flat view of this schema (:attr:`TrainConfig.PARAMETERS`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
-from mal.config import ConfigBase, ConfigError
+from mal.config import C, ConfigBase, ConfigError
 from mal.losses import LossConfig
+from mal.training.recipes import load_recipe, switched_on
 
 # Metrics validation may compute (names as in mal.metrics.score), and the ones where larger is better.
 HIGHER_IS_BETTER = {"pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr", "ssnr", "csig", "cbak", "covl"}
@@ -95,10 +101,29 @@ class OptimConfig(ConfigBase):
 class TrainConfig(ConfigBase):
     """One training stage. ``TrainConfig.from_params`` takes the nested mapping of a YAML config file."""
 
+    # Notebook 02's parameters: flat name → the field it sets. The recipe's loss and calibration are not among
+    # them (a flat default would override the preset); tune them through ``overrides``, e.g.
+    # {"loss.mal_layers": "all"} or {"calibrate.mal": 4.0}.
+    PARAMETERS: ClassVar[dict[str, str]] = {
+        "run_dir": "run_dir",
+        "stage": "stage",
+        "init_checkpoint": "init_checkpoint",
+        "recipe": "recipe",
+        "model": "model.name",
+        "corpus_root": "data.root",
+        "steps": "steps",
+        "batch_size": "data.batch_size",
+        "lr": "optim.lr",
+        "seed": "seed",
+        "device": "device",
+        "threads": "threads",
+    }
+
     run_dir: str = "runs/train"  # outputs: config.yaml, history.jsonl, checkpoints/{last,best}.pt, summary.json
     stage: Literal["warmup", "stage2"] = "warmup"  # stage 1 from scratch, or stage 2 from init_checkpoint
     steps: int = 1000  # optimiser steps in this stage
     init_checkpoint: str = ""  # stage 2: the warm-up checkpoint to continue from (its last.pt)
+    recipe: str = "conventional"  # loss preset configs/recipes/<name>.yaml; loss/calibrate set here win over it
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
@@ -116,14 +141,33 @@ class TrainConfig(ConfigBase):
     best_metric: str = "pesq_wb"  # what checkpoints/best.pt maximises ("loss" = the validation loss, minimised)
     calibrate: dict[str, float] = dataclasses.field(default_factory=dict)  # term → ratio: at the stage's start set
     #   that term's weight so it starts at ratio × the other weighted terms, on the stage's first batch
-    #   (e.g. {"mal": 1.0}: DESIGN §9's "λ_mal scaled to start equal to the conventional term")
+    #   (e.g. {"mal": 1.0}: the MAL term starts equal to the conventional terms; docs/method.md)
     nan_policy: Literal["stop", "skip"] = "stop"  # non-finite loss: stop with a message, or skip the step
     max_skipped_steps: int = 50  # with nan_policy="skip": stop anyway after this many skipped steps
     progress: bool = True  # tqdm progress bar (rank 0)
 
+    @classmethod
+    def from_params(cls: type[C], params: Mapping[str, Any] | None = None, _where: str = "", **overrides: Any) -> C:
+        """As :meth:`ConfigBase.from_params`, with the named recipe's preset under the given values."""
+        merged = {**(params or {}), **overrides}
+        recipe = merged.get("recipe", "conventional")
+        if isinstance(recipe, str):
+            # The loss section is merged key by key; calibrate is one value (an explicit {} turns it off).
+            preset = load_recipe(recipe)
+            merged["loss"] = {**preset["loss"], **(merged.get("loss") or {})}
+            merged.setdefault("calibrate", preset["calibrate"])
+        return super().from_params(merged, _where)  # type: ignore[misc]
+
     def validate(self) -> None:
         if self.steps < 1:
             raise ConfigError(f"TrainConfig.steps must be >= 1, got {self.steps}")
+        preset_terms = switched_on(load_recipe(self.recipe)["loss"])
+        loss_terms = switched_on(self.loss.to_dict())
+        if preset_terms != loss_terms:
+            raise ConfigError(
+                f"TrainConfig.recipe={self.recipe!r} switches on {sorted(preset_terms) or 'no feature term'} but the "
+                f"loss has {sorted(loss_terms) or 'none'} above 0; name the recipe that matches the loss"
+            )
         if self.stage == "stage2" and not self.init_checkpoint:
             raise ConfigError("TrainConfig.init_checkpoint: stage2 starts from a warm-up checkpoint; give its path")
         if self.stage == "warmup" and self.init_checkpoint:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mal.analysis import best_space, bootstrap_mean_ci, correlation_table, spearman, spearman_ci
+from mal.analysis import best_space, correlation_table, spearman, spearman_ci
 
 
 def test_monotone_function_gives_exactly_plus_and_minus_one() -> None:
@@ -76,10 +76,3 @@ def test_correlation_table_and_best_space() -> None:
         correlation_table(pairs, ["missing_col"], ["pesq_wb"])
     with pytest.raises(ValueError, match="no finite"):
         best_space(table, "stoi")
-
-
-def test_bootstrap_mean_ci() -> None:
-    mean, low, high, n = bootstrap_mean_ci([1.0, 2.0, 3.0, np.nan, 4.0], n_boot=500)
-    assert mean == 2.5 and n == 4 and low < 2.5 < high
-    assert bootstrap_mean_ci([3.0, 3.0, 3.0])[:3] == (3.0, 3.0, 3.0)
-    assert math.isnan(bootstrap_mean_ci([np.nan])[0])

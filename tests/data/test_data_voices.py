@@ -170,7 +170,7 @@ def test_same_seed_resynthesises_byte_identical(tiny_voices: Path, mal_raw_dir: 
 def test_cli_rejects_an_unknown_voice_before_downloading(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     args = ["corpus", "build", "--profile", "smoke", "--root", str(tmp_path / "c"), "--raw-dir", str(tmp_path / "raw")]
     assert main([*args, "--extra-voices", "flite-slt,piper"]) == 1
-    assert "unknown extra voice 'piper'" in capsys.readouterr().out
+    assert "unknown extra voice 'piper'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 

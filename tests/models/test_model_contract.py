@@ -1,4 +1,4 @@
-"""The encode()/decode() contract (DESIGN.md §2) for every registered model, plus build/save/load/describe."""
+"""The encode()/decode() contract (docs/method.md) for every registered model, plus build/save/load/describe."""
 
 from __future__ import annotations
 

@@ -39,6 +39,6 @@ def test_notebook_runs_headless_with_smoke_parameters(smoke_corpus: Path, mal_ra
     assert summary["splits"]["test_reverb"]["rooms"] >= 1
     for stem in ("durations", "snr", "noise_types", "examples"):
         assert (run_dir / "figures" / f"{stem}.png").is_file() and (run_dir / "figures" / f"{stem}.svg").is_file()
-    assert yaml.safe_load((run_dir / "config.yaml").read_text())["profile"] == "smoke"
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["corpus"]["profile"] == "smoke"
     models = widget_models(tmp_path / "out.ipynb")  # the pair player: split and item, clean and noisy players
     assert models.count("DropdownModel") == 2 and models.count("AudioModel") == 2

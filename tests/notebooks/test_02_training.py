@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
-from notebook_checks import ROOT, assert_committed_clean, execute, notebook_files, smoke_parameters
+from notebook_checks import assert_committed_clean, execute, notebook_files, smoke_parameters
 
 NOTEBOOK, SMOKE = notebook_files("02_training")
 
@@ -18,11 +18,7 @@ def test_notebook_is_committed_clean() -> None:
 @pytest.mark.slow
 def test_notebook_trains_warmup_then_mal_branch(smoke_corpus, tmp_path) -> None:
     smoke = smoke_parameters(SMOKE)
-    smoke = {
-        **smoke,
-        "base_config": str(ROOT / smoke["base_config"]),
-        "corpus_root": str(smoke_corpus),
-    }
+    smoke = {**smoke, "corpus_root": str(smoke_corpus)}
     warm = execute(NOTEBOOK, {**smoke, "run_dir": str(tmp_path / "warmup")}, tmp_path / "warmup.ipynb")
     assert warm["stage"] == "warmup" and warm["global_step"] == 4
     mal_run = execute(
@@ -32,15 +28,13 @@ def test_notebook_trains_warmup_then_mal_branch(smoke_corpus, tmp_path) -> None:
             "run_dir": str(tmp_path / "mal"),
             "stage": "stage2",
             "init_checkpoint": str(tmp_path / "warmup" / "checkpoints" / "last.pt"),
-            "recipe": "mal",
-            "mal_variant": "frozen",
-            "mal_layers": "all",
+            "recipe": "mal-frozen-all",
             "steps": 2,
         },
         tmp_path / "mal.ipynb",
     )
     assert mal_run["stage"] == "stage2" and mal_run["start_step"] == 4 and mal_run["global_step"] == 6
-    assert mal_run["params"]["recipe"] == "mal" and mal_run["loss_weights"]["mal"] > 0
+    assert mal_run["params"]["recipe"] == "mal-frozen-all" and mal_run["loss_weights"]["mal"] > 0
     assert "loss_mal" in mal_run["train"] and "mal_feat_var" in mal_run["train"]
     for key in ("pesq_wb", "si_sdr"):
         assert math.isfinite(mal_run["valid"][key]) and math.isfinite(mal_run["noisy"][key])

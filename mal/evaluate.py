@@ -349,7 +349,7 @@ def evaluate(
 
         result = evaluate(
             {"in-domain": "test", "vbd": "voicebank-demand:/data/vbd:test"},
-            {"mal": "runs/quick/specmask-mal-all/checkpoints/last.pt"},
+            {"mal": "runs/quick/bandcrn-mal-all/checkpoints/last.pt"},
             metrics=["pesq_wb", "si_sdr"], workers=2, out_dir="runs/eval")
         result.summary; result.paired_difference("mal", "noisy", "pesq_wb")
     """

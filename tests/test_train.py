@@ -472,7 +472,7 @@ def test_every_run_of_the_named_studies_continues_its_warmup_schedule() -> None:
                 assert cfg.stage == "stage2" and cfg.init_checkpoint == f"{warm.run_dir}/checkpoints/last.pt"
                 assert (cfg.model, cfg.data, cfg.optim.lr) == (warm.model, warm.data, warm.optim.lr), label
                 assert warm.optim.total_steps >= warm.steps + cfg.steps and cfg.optim.total_steps == 0
-    with pytest.raises(ConfigError, match="trains no run named 'nope'.*warmup-specmask"):
+    with pytest.raises(ConfigError, match="trains no run named 'nope'.*warmup-bandcrn"):
         StudyPlan.for_profile("quick").training_config("nope")
 
 

@@ -1,10 +1,10 @@
 """Train one stage (warm-up or stage 2) of a study, or from a YAML TrainConfig; works under torchrun for DDP.
 
 Examples:
-  python -m mal train --study quick --run warmup-specmask          (configs/pipeline/quick.yaml)
-  python -m mal train --study quick --run specmask-mal-frozen
-  python -m mal train --study quick --run specmask-mal-frozen --set calibrate.mal=4.0 --set run_dir=runs/x
-  python -m mal train --study quick --run warmup-specmask --resume
+  python -m mal train --study quick --run warmup-bandcrn          (configs/pipeline/quick.yaml)
+  python -m mal train --study quick --run bandcrn-mal-frozen
+  python -m mal train --study quick --run bandcrn-mal-frozen --set calibrate.mal=4.0 --set run_dir=runs/x
+  python -m mal train --study quick --run warmup-bandcrn --resume
   python -m mal train --config my_train.yaml                        (any TrainConfig written as YAML)
   python -m torch.distributed.run --nproc_per_node 4 -m mal train --study full --run warmup-specmask
 """
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--study", metavar="PROFILE", help="a study plan, configs/pipeline/<PROFILE>.yaml (with --run)")
     source.add_argument("--config", help="a YAML TrainConfig")
-    parser.add_argument("--run", help="with --study: the warm-up or system to train, e.g. warmup-specmask")
+    parser.add_argument("--run", help="with --study: the warm-up or system to train, e.g. warmup-bandcrn")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue run_dir from checkpoints/last.pt")
     mode.add_argument("--overwrite", action="store_true", help="discard a run already in run_dir")

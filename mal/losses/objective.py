@@ -20,6 +20,8 @@ from mal.losses.spectral import CompressedSpectralLoss
 from mal.models.base import SEModel
 
 TERM_NAMES: tuple[str, ...] = ("l1", "mrstft", "spectral", "sisdr", "mal", "deep_feature", "lossnet")
+# The LossConfig fields of the conventional loss (the rest belong to the feature terms a recipe switches on).
+CONVENTIONAL_FIELDS: tuple[str, ...] = ("l1", "l1_normalise", "mrstft", "spectral", "sisdr")
 DEEP_FEATURE_BACKBONES: tuple[str, ...] = ("wavlm_base", "wav2vec2_base", "hubert_base")
 
 

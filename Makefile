@@ -1,11 +1,12 @@
 # mal: the two commands are `make pipeline` (set up + run the quick study) and `make test`.
+# `make browser-test` runs every notebook in JupyterLab with headless Chromium (installs chromium and playwright).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PROFILE ?= quick
 STAMP  := $(VENV)/.mal-installed
 
-.PHONY: setup pipeline test test-fast lint bench corpus clean-runs
+.PHONY: setup pipeline test test-fast browser-test lint bench corpus clean-runs
 
 setup: $(STAMP)
 
@@ -20,11 +21,19 @@ $(STAMP): pyproject.toml
 pipeline: setup
 	$(PY) -m mal pipeline --profile $(PROFILE)
 
+# The browser test has its own target (it needs chromium and takes minutes).
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not browser"
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+# Debian's chromium (installed when running as root) driven by PyPI's playwright: no browser is downloaded.
+browser-test: setup
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update && apt-get install -y chromium)
+	@command -v chromium >/dev/null || { echo "browser-test needs Debian's chromium: sudo apt-get install chromium"; exit 1; }
+	$(PY) -m pip install playwright
+	$(PY) -m pytest -q -s -m browser tests/notebooks/test_browser.py
 
 lint: setup
 	$(PY) -m ruff check mal tests benchmarks

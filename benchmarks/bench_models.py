@@ -15,10 +15,12 @@ import torch
 
 import mal.models
 
-# (label, registered name, hyperparameters): the two defaults first, then the variants the studies use.
+# (label, registered name, hyperparameters): the defaults first, then the variants the studies use.
 MODELS: list[tuple[str, str, dict[str, Any]]] = [
+    ("bandcrn", "bandcrn", {}),
     ("waveunet", "waveunet", {}),
     ("specmask", "specmask", {}),
+    ("bandcrn causal", "bandcrn", {"causal": True}),
     ("waveunet causal", "waveunet", {"causal": True}),
     ("specmask ri+complex", "specmask", {"input": "ri", "mask": "complex"}),
 ]

@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
+from mal.device import resolve_device
 from mal.train import TrainConfig
 from mal.training.distributed import DistContext
-from mal.training.loop import Trainer, resolve_device
+from mal.training.loop import Trainer
 
 # (label, recipe preset, LossConfig fields over the preset's): the conventional step first; every other row is
 # relative to it.

@@ -7,6 +7,7 @@ All of ``mal`` works on mono float32 waveforms at 16 kHz in [-1, 1]. Reading goe
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,15 @@ import torch
 from mal.io import atomic_path
 
 SAMPLE_RATE = 16000
+SUBTYPES = ("PCM_16", "FLOAT")  # the sample formats a caller asks for: 16-bit (clipped to [-1, 1]) or float
+# Output file extension → (libsndfile container, {requested sample format: what that container stores}).
+# FLAC holds integers only; Vorbis and MP3 are lossy codecs with no sample format of their own to choose.
+OUTPUT_FORMATS: dict[str, tuple[str, dict[str, str]]] = {
+    ".wav": ("WAV", {"PCM_16": "PCM_16", "FLOAT": "FLOAT"}),
+    ".flac": ("FLAC", {"PCM_16": "PCM_16"}),
+    ".ogg": ("OGG", {"PCM_16": "VORBIS"}),
+    ".mp3": ("MP3", {"PCM_16": "MPEG_LAYER_III"}),
+}
 
 
 class AudioError(ValueError):
@@ -84,13 +94,41 @@ def read_audio(
     return wav, sr
 
 
+def output_format(path: str | Path, subtype: str = "PCM_16") -> tuple[str, str]:
+    """``(format, subtype)`` for soundfile to write ``path`` (container from its extension) as ``subtype``.
+
+    Args:
+        path: an output file ending in .wav, .flac, .ogg (Vorbis) or .mp3.
+        subtype: ``"PCM_16"`` (16-bit, or the codec's own format for .ogg/.mp3) or ``"FLOAT"`` (.wav only).
+
+    Raises:
+        AudioError: an extension mal does not write, or a sample format that container cannot hold.
+    """
+    suffix = Path(path).suffix.lower()
+    if subtype not in SUBTYPES:
+        raise AudioError(f"{path}: sample format must be one of {SUBTYPES}, got {subtype!r}")
+    if suffix not in OUTPUT_FORMATS:
+        raise AudioError(
+            f"{path}: cannot write {suffix or 'files without an extension'}; use {', '.join(OUTPUT_FORMATS)}"
+        )
+    container, stored = OUTPUT_FORMATS[suffix]
+    if subtype not in stored:
+        wants_float = [s for s, (_, sub) in OUTPUT_FORMATS.items() if "FLOAT" in sub]
+        raise AudioError(
+            f"{path}: {suffix} files cannot hold {subtype} samples; write {', '.join(wants_float)} for that"
+        )
+    return container, stored[subtype]
+
+
 def write_audio(
     path: str | Path, wav: torch.Tensor | np.ndarray, sample_rate: int = SAMPLE_RATE, subtype: str = "PCM_16"
 ) -> Path:
     """Write mono audio atomically. ``wav`` is ``(T,)`` or ``(1, T)``; ``subtype`` ``"PCM_16"`` or ``"FLOAT"``.
 
-    PCM_16 output is clipped to [-1, 1] first (a warning says how many samples clipped).
+    The container follows the extension (see :func:`output_format`). PCM_16 output is clipped to [-1, 1]
+    first (a warning says how many samples clipped).
     """
+    container, stored = output_format(path, subtype)
     arr = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
     arr = np.asarray(arr, dtype=np.float32).reshape(-1) if arr.ndim == 1 or arr.shape[0] == 1 else None
     if arr is None:
@@ -103,10 +141,16 @@ def write_audio(
             arr = np.clip(arr, -1.0, 1.0)
     path = Path(path)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), arr, sample_rate, subtype=subtype, format=_format_for(path))
+        sf.write(str(tmp), arr, sample_rate, subtype=stored, format=container)
     return path
 
 
-def _format_for(path: Path) -> str:
-    ext = path.suffix.lower().lstrip(".")
-    return {"wav": "WAV", "flac": "FLAC", "ogg": "OGG"}.get(ext, "WAV")
+def wav_bytes(wav: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Mono audio (any shape with one channel) as a 16-bit WAV file in memory, for a player.
+
+    Samples are clipped to [-1, 1], never normalised, so players of different versions keep their relative level.
+    """
+    data = np.asarray(wav.detach().cpu() if isinstance(wav, torch.Tensor) else wav, dtype=np.float32).reshape(-1)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(data, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()

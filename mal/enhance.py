@@ -10,6 +10,10 @@ is enhanced with memory that does not grow with its length.
     model = mal.models.load("ckpt.pt")
     out = mal.enhance.enhance(model, wav, chunk_seconds=10.0)              # (1, T)
     mal.enhance.enhance_path("noisy/", "enhanced/", "ckpt.pt")             # folder → folder
+
+Every output is checked to be finite before it is written: a model that produces NaN/inf raises
+:class:`ModelDivergedError` and leaves no file. A folder run enhances every file it can, records each one that
+failed with its reason in ``enhance_summary.json`` next to the outputs, and reports them.
 """
 
 from __future__ import annotations
@@ -24,12 +28,43 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from mal.audio import SAMPLE_RATE, AudioError, read_audio, write_audio
+from mal.audio import SAMPLE_RATE, SUBTYPES, AudioError, output_format, read_audio, write_audio
 from mal.config import ConfigBase, ConfigError
-from mal.io import atomic_path
+from mal.device import resolve_device
+from mal.io import atomic_path, atomic_write_json
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-SUBTYPES = ("PCM_16", "FLOAT")
+SUMMARY_NAME = "enhance_summary.json"  # written into the output folder of a folder run
+
+
+class ModelDivergedError(FloatingPointError):
+    """The model's output holds NaN/inf samples: its weights are unusable (nothing was written)."""
+
+
+def check_finite_output(out: torch.Tensor, source: str) -> torch.Tensor:
+    """Return ``out`` unchanged, or raise :class:`ModelDivergedError` naming ``source`` when it is not finite."""
+    finite = torch.isfinite(out)
+    if not bool(finite.all()):
+        bad = int(finite.numel() - finite.sum())
+        raise ModelDivergedError(
+            f"{source}: model diverged: it produced {bad} NaN/inf output sample(s); use an earlier checkpoint"
+        )
+    return out
+
+
+@dataclasses.dataclass
+class EnhanceResult:
+    """What :func:`enhance_path` did.
+
+    Attributes:
+        written: output files written.
+        failed: input file → why it was not enhanced (folder runs only; a single file raises instead).
+        summary: the ``enhance_summary.json`` of a folder run, else None.
+    """
+
+    written: list[Path]
+    failed: dict[Path, str]
+    summary: Path | None
 
 
 @dataclasses.dataclass
@@ -75,10 +110,6 @@ def _model_device(model: torch.nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def overlap_add(
     read: Callable[[int, int], torch.Tensor],
     length: int,
@@ -115,6 +146,7 @@ def enhance(
     chunk_seconds: float | None = None,
     overlap_seconds: float = 0.5,
     device: torch.device | str | None = None,
+    source: str = "model",
 ) -> torch.Tensor:
     """Enhance one mono waveform.
 
@@ -124,9 +156,13 @@ def enhance(
         chunk_seconds: process in overlapping chunks of this length (``None`` or ``<= 0``: whole input).
         overlap_seconds: overlap between chunks, joined with a sin²/cos² cross-fade.
         device: where the model runs (``None``: where its parameters are). Chunks move there one at a time.
+        source: what the model is (e.g. its checkpoint path), named when its output is not finite.
 
     Returns:
         ``(1, T)`` float32 tensor on the device ``wav`` was on (numpy input: CPU).
+
+    Raises:
+        ModelDivergedError: the model produced NaN/inf samples.
 
     The model runs in eval mode under ``torch.inference_mode``; its previous train/eval mode is restored.
     """
@@ -151,7 +187,7 @@ def enhance(
             pieces = overlap_add(
                 lambda s, e: x[s:e][None],
                 length,
-                lambda seg: model(seg.to(run_device)[None]).reshape(1, -1).to(out_device),
+                lambda seg: check_finite_output(model(seg.to(run_device)[None]), source).reshape(1, -1).to(out_device),
                 chunk,
                 overlap,
             )
@@ -161,9 +197,16 @@ def enhance(
 
 
 def _enhance_stream(
-    model: torch.nn.Module, src: Path, dst: Path, subtype: str, chunk: int, overlap: int, device: torch.device
+    model: torch.nn.Module,
+    src: Path,
+    dst: Path,
+    subtype: str,
+    chunk: int,
+    overlap: int,
+    device: torch.device,
+    source: str,
 ) -> None:
-    """Disk-to-disk chunked enhancement of a 16 kHz file: memory bounded by one chunk."""
+    """Disk-to-disk chunked enhancement of a 16 kHz file: memory bounded by one chunk; no file on error."""
     with sf.SoundFile(str(src)) as fin, atomic_path(dst) as tmp:
         length = fin.frames
         if length == 0:
@@ -177,11 +220,11 @@ def _enhance_stream(
             return torch.from_numpy(block)[None]
 
         def process(seg: torch.Tensor) -> torch.Tensor:
-            return model(seg.to(device)[None]).reshape(1, -1).cpu()
+            return check_finite_output(model(seg.to(device)[None]), source).reshape(1, -1).cpu()
 
         clipped = 0
-        fmt = {".flac": "FLAC", ".ogg": "OGG"}.get(dst.suffix.lower(), "WAV")
-        with sf.SoundFile(str(tmp), "w", SAMPLE_RATE, 1, subtype=subtype, format=fmt) as fout:
+        container, stored = output_format(dst, subtype)
+        with sf.SoundFile(str(tmp), "w", SAMPLE_RATE, 1, subtype=stored, format=container) as fout:
             for piece in overlap_add(read, length, process, chunk, overlap):
                 arr = piece[0].numpy()
                 if subtype.startswith("PCM"):
@@ -217,60 +260,97 @@ def enhance_path(
     overlap_seconds: float = 0.5,
     device: torch.device | str | None = None,
     progress: bool = True,
-) -> list[Path]:
+) -> EnhanceResult:
     """Enhance a file or every audio file under a folder, writing 16 kHz mono files.
 
     Args:
         in_path: an audio file, or a folder (searched recursively for .wav/.flac/.ogg).
-        out_path: the output file, or a folder (created; the input's sub-folders are mirrored). An existing
-            folder given for a single input file receives a file of the same name.
+        out_path: the output file (.wav, .flac, .ogg or .mp3), or a folder (created; the input's sub-folders are
+            mirrored). An existing folder given for a single input file receives a file of the same name.
         checkpoint: path of a mal checkpoint (or an already loaded model).
-        subtype: ``"PCM_16"`` (clipped to [-1, 1], with a warning) or ``"FLOAT"``.
+        subtype: ``"PCM_16"`` (clipped to [-1, 1], with a warning) or ``"FLOAT"`` (.wav only).
         chunk_seconds, overlap_seconds: chunked processing (see :func:`enhance`); 16 kHz inputs are streamed
             from disk to disk chunk by chunk, other rates are read whole, resampled to 16 kHz and chunked.
         device: ``None`` → CUDA when available, else CPU.
 
     Returns:
-        The written paths. Outputs are written atomically.
+        :class:`EnhanceResult`. Outputs are written atomically. A folder run goes on past a file that cannot
+        be enhanced, records why in ``failed`` and in ``<out_path>/enhance_summary.json``, and warns.
 
     Raises:
-        AudioError: missing input, no audio in the folder, an output that would overwrite an input, or a
-            corrupt file (the message names it).
+        AudioError: missing input, no audio in the folder, an output that would overwrite an input or that its
+            format cannot hold, or (single file) a corrupt file; the message names it.
+        ConfigError: an unknown or unavailable device.
+        ModelDivergedError: (single file) the model's output is not finite.
     """
     from tqdm.auto import tqdm
 
     from mal.models import load
 
-    if subtype not in SUBTYPES:
-        raise ValueError(f"subtype must be one of {SUBTYPES}, got {subtype!r}")
     in_path, out_path = Path(in_path), Path(out_path)
     plan = _plan(in_path, out_path)
     inputs = {src.resolve() for src, _ in plan}
     for _, dst in plan:
         if dst.resolve() in inputs:
             raise AudioError(f"{dst}: refusing to overwrite an input file; choose another output path")
+        output_format(dst, subtype)
     if in_path.is_dir() and out_path.resolve() == in_path.resolve():
         raise AudioError(f"{out_path}: output folder is the input folder; choose another output path")
-    run_device = torch.device(device) if device is not None else default_device()
-    model = checkpoint if isinstance(checkpoint, torch.nn.Module) else load(checkpoint, map_location=run_device)
+    run_device = resolve_device(str(device) if device is not None else "")
+    if isinstance(checkpoint, torch.nn.Module):
+        model, source = checkpoint, type(checkpoint).__name__
+    else:
+        model, source = load(checkpoint, map_location=run_device), str(checkpoint)
     model = model.to(run_device).eval()
-    sr = getattr(model, "sample_rate", SAMPLE_RATE)
-    written = []
+    folder_run = in_path.is_dir()
+    written: list[Path] = []
+    failed: dict[Path, str] = {}
     for src, dst in tqdm(plan, desc="enhancing", unit="file", disable=not progress or len(plan) < 2):
-        dst.parent.mkdir(parents=True, exist_ok=True)
         try:
-            info = sf.info(str(src))
-        except (RuntimeError, sf.LibsndfileError) as err:
-            raise AudioError(f"{src}: cannot decode audio ({err}); the file is corrupt or not audio") from err
-        streamable = info.samplerate == sr and chunk_seconds is not None and chunk_seconds > 0
-        if streamable:
-            chunk = int(round(chunk_seconds * sr))
-            overlap = min(int(round(overlap_seconds * sr)), chunk - 1)
-            with torch.inference_mode():
-                _enhance_stream(model, src, dst, subtype, chunk, overlap, run_device)
-        else:
-            wav, _ = read_audio(src, sample_rate=sr)
-            out = enhance(model, wav, chunk_seconds, overlap_seconds, run_device)
-            write_audio(dst, out, sr, subtype=subtype)
+            _enhance_file(model, src, dst, subtype, chunk_seconds, overlap_seconds, run_device, source)
+        except Exception as err:  # in a folder run one bad file fails alone (recorded below), as in evaluate
+            if not folder_run:
+                raise
+            failed[src] = f"{type(err).__name__}: {err}"
+            continue
         written.append(dst)
-    return written
+    summary = None
+    if folder_run:
+        summary = atomic_write_json(
+            out_path / SUMMARY_NAME,
+            {
+                "input": str(in_path),
+                "checkpoint": source,
+                "done": [str(dst.relative_to(out_path)) for dst in written],
+                "failed": [{"input": str(src.relative_to(in_path)), "reason": why} for src, why in failed.items()],
+            },
+        )
+        if failed:
+            warnings.warn(f"{len(failed)} of {len(plan)} file(s) failed; see {summary}", stacklevel=2)
+    return EnhanceResult(written=written, failed=failed, summary=summary)
+
+
+def _enhance_file(
+    model: torch.nn.Module,
+    src: Path,
+    dst: Path,
+    subtype: str,
+    chunk_seconds: float | None,
+    overlap_seconds: float,
+    device: torch.device,
+    source: str,
+) -> None:
+    sr = getattr(model, "sample_rate", SAMPLE_RATE)
+    try:
+        info = sf.info(str(src))
+    except (RuntimeError, sf.LibsndfileError) as err:
+        raise AudioError(f"{src}: cannot decode audio ({err}); the file is corrupt or not audio") from err
+    if info.samplerate == sr and chunk_seconds is not None and chunk_seconds > 0:
+        chunk = int(round(chunk_seconds * sr))
+        overlap = min(int(round(overlap_seconds * sr)), chunk - 1)
+        with torch.inference_mode():
+            _enhance_stream(model, src, dst, subtype, chunk, overlap, device, source)
+    else:
+        wav, _ = read_audio(src, sample_rate=sr)
+        out = enhance(model, wav, chunk_seconds, overlap_seconds, device, source=source)
+        write_audio(dst, out, sr, subtype=subtype)

@@ -5,6 +5,8 @@ Systems (:class:`SystemSpec`):
 * ``noisy``: the unprocessed input (the floor every system must beat);
 * ``spectral-gating``: ``noisereduce.reduce_noise`` with its defaults (non-stationary gating), the classical
   baseline a practitioner tries first;
+* ``oracle-mask``: the bounded magnitude mask computed from the clean reference, with the noisy phase
+  (:mod:`mal.oracle`): the ceiling row next to the noisy floor, so a reader sees how much headroom a model takes;
 * ``checkpoint``: a trained mal checkpoint, enhanced with :func:`mal.enhance.enhance` (chunked overlap-add for
   files longer than ``chunk_seconds``).
 
@@ -37,14 +39,15 @@ from mal.io import atomic_open
 from mal.plan import default_corpus_root
 from mal.stats import paired_difference, summarise
 
-SystemKind = Literal["noisy", "spectral-gating", "checkpoint"]
+SystemKind = Literal["noisy", "spectral-gating", "oracle-mask", "checkpoint"]
 META_COLUMNS = ("snr_db", "noise_type", "speaker", "language", "rt60_s", "duration_s")
 PER_FILE_COLUMNS = ("system", "dataset", "file", "metric", "value", "reason")
 SUMMARY_COLUMNS = ("system", "dataset", "domain", "metric", "mean", "ci_low", "ci_high", "n_files", "n_nan")
 SAMPLE_RATE = 16000
 
 
-BASELINE_KINDS = ("noisy", "spectral-gating")
+# The reference systems every table shows: the floor, the classical baseline, and the oracle ceiling.
+BASELINE_KINDS = ("noisy", "spectral-gating", "oracle-mask")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +55,7 @@ class SystemSpec:
     """One system to evaluate, as :meth:`EvalConfig.system_specs` resolves it."""
 
     name: str  # label in every table and figure
-    kind: SystemKind = "checkpoint"  # noisy | spectral-gating | checkpoint
+    kind: SystemKind = "checkpoint"  # noisy | spectral-gating | oracle-mask | checkpoint
     checkpoint: str = ""  # path of a mal checkpoint (kind "checkpoint" only)
 
 
@@ -170,13 +173,19 @@ class EvalResult:
             self.per_file, system_a, system_b, metric, dataset, n_boot=self.config.n_boot, seed=self.config.seed
         )
 
+    def failures(self) -> dict[tuple[str, str, str], str]:
+        """``(system, dataset, file) → reason`` for every file that could not be loaded, enhanced or scored."""
+        bad = self.per_file[self.per_file["reason"].astype(str).str.startswith("error")]
+        return {(r.system, r.dataset, r.file): r.reason for r in bad.itertuples()}
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Systems
 
 
 class _System:
-    """Callable ``noisy (1, T) → estimate (1, T)`` for one :class:`SystemSpec`."""
+    """Callable ``(noisy (1, T), clean (1, T)) → estimate (1, T)`` for one :class:`SystemSpec` (only the oracle
+    reads ``clean``)."""
 
     def __init__(self, spec: SystemSpec, cfg: EvalConfig, device: torch.device) -> None:
         self.spec = spec
@@ -187,10 +196,15 @@ class _System:
             from mal.models import load
 
             self.model = load(spec.checkpoint, map_location=device).to(device).eval()
+        self.source = spec.checkpoint or spec.name
 
-    def __call__(self, noisy: torch.Tensor) -> torch.Tensor:
+    def __call__(self, noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
         if self.spec.kind == "noisy":
             return noisy
+        if self.spec.kind == "oracle-mask":
+            from mal.oracle import oracle_mask_estimate
+
+            return oracle_mask_estimate(noisy, clean)
         if self.spec.kind == "spectral-gating":
             import noisereduce
 
@@ -198,7 +212,8 @@ class _System:
             return torch.from_numpy(np.asarray(out, dtype=np.float32))[None]
         from mal.enhance import enhance
 
-        return enhance(self.model, noisy, self.cfg.chunk_seconds, self.cfg.overlap_seconds, self.device).cpu()
+        out = enhance(self.model, noisy, self.cfg.chunk_seconds, self.cfg.overlap_seconds, self.device, self.source)
+        return out.cpu()
 
 
 def _safe_name(file_id: str) -> str:
@@ -212,7 +227,7 @@ def _safe_name(file_id: str) -> str:
 def run_evaluation(cfg: EvalConfig) -> EvalResult:
     """Run ``cfg`` and write its tables; see the module docstring."""
     from mal.data import open_dataset
-    from mal.enhance import default_device
+    from mal.device import resolve_device
     from mal.metrics import MetricOptions, resolve_metrics, score_many
 
     if not cfg.datasets:
@@ -221,7 +236,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(out_dir / "config.yaml")
     metrics = resolve_metrics(cfg.metrics or None)
-    device = torch.device(cfg.device) if cfg.device else default_device()
+    device = resolve_device(cfg.device)
     systems = [_System(s, cfg, device) for s in cfg.system_specs()]  # load every checkpoint before any work
     opened = [(d, open_dataset(d.loader, d.root, d.split)) for d in cfg.dataset_specs()]
 
@@ -247,7 +262,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
                         failed[index] = load_error
                         continue
                     try:
-                        estimate = system(noisy)
+                        estimate = system(noisy, clean)
                     except Exception as err:
                         failed[index] = f"error enhancing with {system.spec.name}: {type(err).__name__}: {err}"
                         continue
@@ -271,12 +286,13 @@ def run_evaluation(cfg: EvalConfig) -> EvalResult:
     summary = summarise(per_file, n_boot=cfg.n_boot, seed=cfg.seed, domains=domains)
     _write_csv(per_file, out_dir / "per_file.csv")
     _write_csv(summary, out_dir / "summary.csv")
-    n_bad = per_file.loc[per_file["reason"].str.startswith("error"), "file"].nunique()
+    result = EvalResult(per_file=per_file, summary=summary, config=cfg, out_dir=out_dir)
+    n_bad = len({file for _, _, file in result.failures()})
     if n_bad:
         warnings.warn(
             f"{n_bad} file(s) could not be loaded, enhanced or scored; see 'reason' in per_file.csv", stacklevel=2
         )
-    return EvalResult(per_file=per_file, summary=summary, config=cfg, out_dir=out_dir)
+    return result
 
 
 def _assemble(
@@ -333,7 +349,7 @@ def evaluate(
 
         result = evaluate(
             {"in-domain": "test", "vbd": "voicebank-demand:/data/vbd:test"},
-            {"mal": "runs/quick/specmask-mal-all/checkpoints/last.pt"},
+            {"mal": "runs/quick/bandcrn-mal-all/checkpoints/last.pt"},
             metrics=["pesq_wb", "si_sdr"], workers=2, out_dir="runs/eval")
         result.summary; result.paired_difference("mal", "noisy", "pesq_wb")
     """

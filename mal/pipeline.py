@@ -2,7 +2,8 @@
 
 ``python -m mal pipeline --profile quick`` (what ``make pipeline`` runs) reads the study plan
 ``configs/pipeline/<profile>.yaml`` (:class:`mal.plan.StudyPlan`, which also holds the rules that link the steps)
-and executes the numbered notebooks with papermill, each into its own folder under ``runs/<profile>/``:
+and executes the numbered notebooks with papermill, each into its own folder under ``runs/<profile>/``
+(the executed notebook and its HTML copy, readable without Jupyter, are kept there):
 
 =====================================  ====================================================================
 step                                   what

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mal.config import ConfigBase, ConfigError, apply_overrides, flatten
+from mal.losses.objective import CONVENTIONAL_FIELDS
 from mal.runner import Step
 from mal.training.config import TrainConfig
 from mal.training.recipes import load_recipe
@@ -45,7 +46,7 @@ CORPUS, LOSSNET, ANALYSIS, EVALUATION = "corpus", "lossnet", "analysis", "evalua
 DEEP_BACKBONES = ("wavlm_base", "wav2vec2_base", "hubert_base")
 # What notebooks 03 and 04 look at when run on their own: the quick study's first comparison and its judge.
 DEFAULT_PROFILE = "quick"
-DEFAULT_JUDGE, DEFAULT_BASELINE, DEFAULT_MAL = "warmup-specmask", "specmask-baseline", "specmask-mal-all"
+DEFAULT_JUDGE, DEFAULT_BASELINE, DEFAULT_MAL = "warmup-bandcrn", "bandcrn-baseline", "bandcrn-mal-all"
 # TrainConfig fields a branch does not take from its warm-up: they describe the stage, not the model, data or
 # schedule it continues.
 STAGE_FIELDS = ("run_dir", "stage", "steps", "init_checkpoint", "recipe", "loss", "calibrate", "freeze_encoder")
@@ -89,10 +90,14 @@ def branch_config(warmup: Mapping[str, Any], stage2: Mapping[str, Any], system: 
 
     Returns:
         The validated :class:`~mal.training.config.TrainConfig`: the warm-up's model, data, optimiser and run
-        settings; ``optim.total_steps = 0`` (continue the warm-up's schedule); then ``stage2``, then ``system``.
+        settings and its conventional loss terms; ``optim.total_steps = 0`` (continue the warm-up's schedule);
+        then ``stage2``, then ``system``.
     """
     inherited = {k: v for k, v in warmup.items() if k not in STAGE_FIELDS}
-    inherited = apply_overrides(inherited, {"optim.total_steps": 0, "stage": "stage2"})
+    # The branch's conventional terms are its warm-up's (the recipe adds its feature terms on top), so the
+    # "conventional" recipe continues exactly the loss the warm-up trained with.
+    conventional = {f"loss.{k}": v for k, v in warmup.get("loss", {}).items() if k in CONVENTIONAL_FIELDS}
+    inherited = apply_overrides(inherited, {**conventional, "optim.total_steps": 0, "stage": "stage2"})
     merged = apply_overrides(inherited, flatten(stage2))
     return TrainConfig.from_params(apply_overrides(merged, flatten(system)))
 

@@ -4,7 +4,8 @@ A step is one papermill execution of a notebook with a parameter dict, writing i
 It counts as done when ``run_dir/summary.json`` exists and ``run_dir/step.json`` holds the same
 fingerprint. The fingerprint hashes the notebook's source, the parameters and the fingerprints of the
 steps it depends on, so changing a parameter reruns that step and whatever consumes its outputs, and
-nothing else.
+nothing else. The executed notebook is kept in ``run_dir`` with an HTML copy that opens in any browser, so a
+step's figures and tables can be read without Jupyter.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 import mal
-from mal.io import atomic_write_json
+from mal.io import atomic_write_json, atomic_write_text
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL_NAME = "python3"
+# The kernel's own log goes to the terminal that runs the pipeline. At its default level (WARNING) every kernel start
+# prints a "running over TCP without encryption" notice, which buries the progress bar; errors still get through.
+KERNEL_LOG_LEVEL = "ERROR"
 
 
 class StepFailed(RuntimeError):
@@ -95,7 +99,11 @@ def is_complete(step: Step, fingerprint: str) -> bool:
 
 
 def execute_step(step: Step, fingerprint: str, cwd: Path) -> float:
-    """Execute one notebook with papermill; returns its wall time in seconds."""
+    """Execute one notebook with papermill; returns its wall time in seconds.
+
+    The executed notebook is written to ``run_dir/<notebook>.ipynb`` and exported next to it as ``.html``, also when
+    a cell fails (the HTML then shows the traceback).
+    """
     import papermill as pm
 
     step.run_dir.mkdir(parents=True, exist_ok=True)
@@ -112,14 +120,27 @@ def execute_step(step: Step, fingerprint: str, cwd: Path) -> float:
             kernel_name=KERNEL_NAME,
             cwd=str(cwd),
             progress_bar=False,
+            extra_arguments=[f"--IPKernelApp.log_level={KERNEL_LOG_LEVEL}"],
         )
     except Exception as err:  # papermill wraps the kernel's exception; keep its message
+        if output.is_file():
+            export_html(output)
         raise StepFailed(f"step {step.name!r} failed; see the executed notebook {output}\n{err}") from err
     seconds = time.perf_counter() - start
+    export_html(output)
     if not step.summary_path.is_file():
         raise StepFailed(f"step {step.name!r} finished without writing {step.summary_path}")
     atomic_write_json(step.run_dir / "step.json", {"fingerprint": fingerprint, "seconds": seconds, "params": params})
     return seconds
+
+
+def export_html(notebook: Path) -> Path:
+    """Write ``notebook`` (an executed .ipynb) as a standalone HTML file next to it (figures embedded); returns it."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    return atomic_write_text(notebook.with_suffix(".html"), body)
 
 
 def fingerprints(steps: Sequence[Step]) -> dict[str, str]:

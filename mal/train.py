@@ -5,11 +5,11 @@
     from mal.plan import StudyPlan
     from mal.train import train
     study = StudyPlan.for_profile("quick")                       # configs/pipeline/quick.yaml
-    warm = train(study.training_config("warmup-specmask"))
-    mal_run = train(study.training_config("specmask-mal-frozen"))  # continues the warm-up's last.pt
+    warm = train(study.training_config("warmup-bandcrn"))
+    mal_run = train(study.training_config("bandcrn-mal-frozen"))  # continues the warm-up's last.pt
 
-The same from the shell: ``python -m mal train --study quick --run warmup-specmask [--resume]``, then
-``--run specmask-mal-frozen``; ``python -m mal train --config my.yaml`` takes any TrainConfig YAML, and
+The same from the shell: ``python -m mal train --study quick --run warmup-bandcrn [--resume]``, then
+``--run bandcrn-mal-frozen``; ``python -m mal train --config my.yaml`` takes any TrainConfig YAML, and
 on several GPUs or nodes: ``python -m torch.distributed.run --nproc_per_node 4 -m mal train --config ...``.
 See :mod:`mal.training.loop` for what a stage does and :mod:`mal.training.data` for why every stage-2
 branch sees the same batches.

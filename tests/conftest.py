@@ -40,3 +40,23 @@ def smoke_corpus(tmp_path_factory: pytest.TempPathFactory, mal_raw_dir):
 
     root = tmp_path_factory.mktemp("corpus") / "smoke"
     return build_corpus(CorpusConfig(profile="smoke", seed=0, root=str(root)), raw_dir=mal_raw_dir, progress=False)
+
+
+@pytest.fixture
+def malicious_checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    """``(checkpoint, marker)``: the checkpoint writes ``marker`` if anything unpickles it unsafely."""
+    from toy_checkpoints import write_malicious_checkpoint
+
+    folder = tmp_path_factory.mktemp("hostile")
+    marker = folder / "code_ran.txt"
+    return write_malicious_checkpoint(folder / "evil.pt", marker), marker
+
+
+@pytest.fixture
+def diverged_checkpoint(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Path of a valid mal checkpoint (finite weights) of a model whose every output is NaN/inf."""
+    import mal.models
+    from mal.models.registry import REGISTRY
+
+    monkeypatch.setitem(REGISTRY, "diverged-test", "toy_checkpoints:Diverged")
+    return mal.models.save(mal.models.build("diverged-test"), tmp_path_factory.mktemp("diverged") / "diverged.pt")

@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from speech_signals import speech_like
+from toy_checkpoints import Gain
 
 import mal.models
 from mal.__main__ import main
 from mal.audio import AudioError
-from mal.enhance import chunk_bounds, enhance, enhance_path
-from mal.models.base import Encoded, SEModel
+from mal.config import ConfigError
+from mal.enhance import ModelDivergedError, chunk_bounds, enhance, enhance_path
 
 SR = 16000
-
-
-class Gain(SEModel):
-    """A pointwise model (out = 0.5·in): chunking must reproduce whole-input processing exactly."""
-
-    name = "gain-test"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.encoder = torch.nn.Identity()
-        self.decoder = torch.nn.Identity()
-        self.scale = torch.nn.Parameter(torch.tensor(0.5))
-
-    def encode(self, wav: torch.Tensor) -> Encoded:
-        return Encoded(layers=[wav], bottleneck=wav)
-
-    def decode(self, enc: Encoded, length: int) -> torch.Tensor:
-        return enc.bottleneck * self.scale
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(("length", "chunk", "overlap"), [(100, 40, 10), (100, 100, 10), (101, 40, 0), (7, 40, 5)])
@@ -107,7 +97,7 @@ def test_folder_to_folder_mirrors_structure_and_resamples(tmp_path, checkpoint: 
     _write(tmp_path / "noisy" / "sub" / "b.wav", 1.0, sr=8000)  # resampled to 16 kHz on read
     (tmp_path / "noisy" / "notes.txt").write_text("not audio")
     with pytest.warns(UserWarning, match="resampled"):
-        written = enhance_path(tmp_path / "noisy", tmp_path / "clean", checkpoint, progress=False)
+        written = enhance_path(tmp_path / "noisy", tmp_path / "clean", checkpoint, progress=False).written
     assert sorted(p.relative_to(tmp_path / "clean").as_posix() for p in written) == ["a.wav", "sub/b.wav"]
     info = sf.info(tmp_path / "clean" / "sub" / "b.wav")
     assert info.samplerate == SR and info.subtype == "PCM_16" and info.frames == SR
@@ -139,4 +129,99 @@ def test_cli(tmp_path, checkpoint: str, capsys) -> None:
         main(["enhance", str(tmp_path / "in" / "a.wav"), str(tmp_path / "in" / "a.wav"), "--checkpoint", checkpoint])
         == 1
     )
-    assert "refusing to overwrite" in capsys.readouterr().out
+    assert "refusing to overwrite" in capsys.readouterr().err
+
+
+def test_diverged_model_fails_every_output_path_naming_the_checkpoint_and_writes_nothing(
+    tmp_path, diverged_checkpoint: Path, capsys
+) -> None:
+    _write(tmp_path / "in16.wav", 2.5)
+    _write(tmp_path / "in8.wav", 2.5, sr=8000)
+    named = rf"{diverged_checkpoint.name}: model diverged"
+    with pytest.raises(ModelDivergedError, match=named):
+        enhance(mal.models.load(diverged_checkpoint), torch.randn(SR), source=str(diverged_checkpoint))
+    cases = [  # streamed 16 kHz (chunked), 16 kHz whole file, resampled 8 kHz, float samples
+        ("in16.wav", "a.wav", "PCM_16", 1.0),
+        ("in16.wav", "b.wav", "PCM_16", None),
+        ("in8.wav", "c.wav", "PCM_16", 1.0),
+        ("in16.wav", "d.wav", "FLOAT", 1.0),
+    ]
+    for src, dst, subtype, chunk in cases:
+        with pytest.raises(ModelDivergedError, match=named):
+            enhance_path(tmp_path / src, tmp_path / dst, diverged_checkpoint, subtype, chunk, progress=False)
+        assert not (tmp_path / dst).exists(), dst
+    assert (
+        main(["enhance", str(tmp_path / "in16.wav"), str(tmp_path / "e.wav"), "--checkpoint", str(diverged_checkpoint)])
+        == 1
+    )
+    assert "model diverged" in capsys.readouterr().err and not (tmp_path / "e.wav").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in16.wav", "in8.wav"]  # no temporary files either
+
+
+def test_a_folder_run_enhances_every_readable_file_and_reports_the_rest(tmp_path, checkpoint: str, capsys) -> None:
+    _write(tmp_path / "in" / "a.wav", 1.0)
+    _write(tmp_path / "in" / "sub" / "d.wav", 1.0, seed=1)
+    (tmp_path / "in" / "b.wav").write_bytes(b"RIFF junk")  # corrupt
+    sf.write(tmp_path / "in" / "c.wav", np.zeros(0, np.float32), SR)  # empty
+    with pytest.warns(UserWarning, match="2 of 4 file"):
+        result = enhance_path(tmp_path / "in", tmp_path / "out", checkpoint, progress=False)
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in result.written] == ["a.wav", "sub/d.wav"]
+    assert sorted(p.name for p in result.failed) == ["b.wav", "c.wav"]
+    assert "cannot decode" in result.failed[tmp_path / "in" / "b.wav"]
+    assert "empty audio" in result.failed[tmp_path / "in" / "c.wav"]
+    summary = json.loads((tmp_path / "out" / "enhance_summary.json").read_text())
+    assert summary["done"] == ["a.wav", "sub/d.wav"] and summary["checkpoint"] == checkpoint
+    assert [f["input"] for f in summary["failed"]] == ["b.wav", "c.wav"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.wav", "enhance_summary.json", "sub"]
+
+    assert main(["enhance", str(tmp_path / "in"), str(tmp_path / "cli"), "--checkpoint", checkpoint, "--quiet"]) == 1
+    out = capsys.readouterr()
+    assert "wrote 2 file(s)" in out.out
+    assert "b.wav: AudioError" in out.err and "c.wav: AudioError" in out.err and "2 file(s) failed" in out.err
+
+
+@pytest.mark.parametrize(
+    ("name", "sr", "container"), [("o.ogg", SR, "OGG"), ("o.mp3", 8000, "MP3"), ("o.flac", SR, "FLAC")]
+)
+def test_every_output_extension_gets_its_own_format(
+    tmp_path, checkpoint: str, name: str, sr: int, container: str
+) -> None:
+    _write(tmp_path / "in.wav", 1.0, sr=sr)  # 16 kHz inputs are streamed, others go through write_audio
+    enhance_path(tmp_path / "in.wav", tmp_path / name, checkpoint, progress=False)
+    info = sf.info(tmp_path / name)
+    assert info.format == container and info.samplerate == SR and abs(info.frames - SR) < 0.05 * SR
+    assert not (tmp_path / name).read_bytes().startswith(b"RIFF")
+
+
+def test_output_formats_that_cannot_hold_the_samples_are_refused_before_any_work(tmp_path, checkpoint: str) -> None:
+    _write(tmp_path / "in.wav", 0.5)
+    with pytest.raises(AudioError, match=r"o\.flac: \.flac files cannot hold FLOAT samples; write \.wav"):
+        enhance_path(tmp_path / "in.wav", tmp_path / "o.flac", checkpoint, subtype="FLOAT", progress=False)
+    with pytest.raises(AudioError, match=r"o\.aiff: cannot write \.aiff; use \.wav, \.flac, \.ogg, \.mp3"):
+        enhance_path(tmp_path / "in.wav", tmp_path / "o.aiff", checkpoint, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "in.wav"]
+
+
+def test_device_errors_are_one_line(tmp_path, checkpoint: str, capsys) -> None:
+    _write(tmp_path / "in.wav", 0.5)
+    with pytest.raises(ConfigError, match="unknown device 'bogus'"):
+        enhance_path(tmp_path / "in.wav", tmp_path / "o.wav", checkpoint, device="bogus", progress=False)
+    args = ["enhance", str(tmp_path / "in.wav"), str(tmp_path / "o.wav"), "--checkpoint", checkpoint]
+    assert main([*args, "--device", "bogus"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown device 'bogus'; use auto, cpu, cuda or cuda:N" in err
+    if not torch.cuda.is_available():
+        assert main([*args, "--device", "cuda"]) == 1
+        err = capsys.readouterr().err
+        assert "CUDA is unavailable" in err and "checkpoint" not in err
+
+
+def test_cli_refuses_a_checkpoint_that_runs_code(tmp_path, malicious_checkpoint) -> None:
+    path, marker = malicious_checkpoint
+    _write(tmp_path / "in.wav", 0.5)
+    cmd = [sys.executable, "-m", "mal", "enhance", str(tmp_path / "in.wav"), str(tmp_path / "o.wav")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([*cmd, "--checkpoint", str(path)], capture_output=True, text=True, cwd=REPO, env=env)
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"{path}: refused to load this checkpoint" in done.stderr and "Traceback" not in done.stderr
+    assert not marker.exists() and not (tmp_path / "o.wav").exists()

@@ -55,6 +55,7 @@ def result(folders, tmp_path_factory):
             progress=False,
             audio_examples=2,  # 'broken' sorts first and has no audio; utt0 is written
             chunk_seconds=1.0,  # forces chunked overlap-add on the 2 s files
+            baselines=["noisy", "spectral-gating"],
         )
 
 
@@ -143,7 +144,7 @@ def test_dataset_locations_resolve_to_loaders() -> None:
         DatasetSpec("ood", "folders", "/x/y", ""),
         DatasetSpec("vbd", "voicebank-demand", "/d", "test"),
     ]
-    assert [s.name for s in cfg.system_specs()] == ["noisy", "spectral-gating"]
+    assert [s.name for s in cfg.system_specs()] == ["noisy", "spectral-gating", "oracle-mask"]
 
 
 def test_cli(folders, tmp_path, capsys) -> None:
@@ -163,10 +164,13 @@ def test_cli(folders, tmp_path, capsys) -> None:
                 "2",
             ]
         )
-    assert code == 0
+    assert code == 1  # like mal enhance: every table is written, each failure is reported, the exit status says so
     summary = pd.read_csv(out / "summary.csv")
-    assert set(summary["system"]) == {"noisy", "spectral-gating"} and (summary["n_files"] + summary["n_nan"] == 2).all()
-    assert "si_sdr" in capsys.readouterr().out
+    assert set(summary["system"]) == {"noisy", "spectral-gating", "oracle-mask"}
+    assert (summary["n_files"] + summary["n_nan"] == 2).all()
+    captured = capsys.readouterr()
+    assert "si_sdr" in captured.out
+    assert "toy/broken (noisy): error loading broken" in captured.err and "1 file(s) failed" in captured.err
 
 
 def test_figures_and_listening_widget(result) -> None:
@@ -185,3 +189,48 @@ def test_figures_and_listening_widget(result) -> None:
     widget = listening_widget(result.out_dir)
     picker = widget.children[0].children
     assert picker[0].value == "toy" and list(picker[1].options) == ["utt0"]
+
+
+def test_oracle_mask_row_is_the_ceiling(folders, tmp_path) -> None:
+    """The oracle row reads the clean reference: on every file it beats the noisy input by a wide margin."""
+    root, _ = folders
+    res = evaluate(
+        {"toy": f"folders:{root}"},
+        metrics=["si_sdr"],
+        out_dir=tmp_path,
+        progress=False,
+        max_files=3,
+        baselines=["noisy", "oracle-mask"],
+    )
+    pf = res.per_file.dropna(subset=["value"]).pivot(index="file", columns="system", values="value")
+    assert len(pf) >= 2 and (pf["oracle-mask"] > pf["noisy"] + 3.0).all()
+
+
+def test_a_diverged_checkpoint_fails_its_rows_naming_it_and_writes_no_audio(
+    folders, diverged_checkpoint, tmp_path
+) -> None:
+    root, _ = folders
+    with pytest.warns(UserWarning, match="could not be loaded, enhanced or scored"):
+        res = evaluate(
+            {"toy": f"folders:{root}"},
+            {"div": str(diverged_checkpoint)},
+            ["si_sdr"],
+            out_dir=tmp_path,
+            progress=False,
+            audio_examples=-1,
+            baselines=["noisy"],
+        )
+    rows = res.per_file[(res.per_file["system"] == "div") & (res.per_file["file"] != "broken")]
+    assert len(rows) == 4 and rows["value"].isna().all()
+    assert rows["reason"].str.contains(f"ModelDivergedError: {diverged_checkpoint}: model diverged", regex=False).all()
+    assert not (tmp_path / "audio" / "toy" / "div").exists() and (tmp_path / "audio" / "toy" / "noisy").is_dir()
+
+
+def test_cli_refuses_a_checkpoint_that_runs_code(folders, malicious_checkpoint, tmp_path, capsys) -> None:
+    root, _ = folders
+    path, marker = malicious_checkpoint
+    args = ["evaluate", "--dataset", f"toy=folders:{root}", "--checkpoint", f"evil={path}", "--out", str(tmp_path)]
+    assert main([*args, "--metrics", "si_sdr", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert f"{path}: refused to load this checkpoint" in captured.err and captured.out == ""
+    assert not marker.exists() and not (tmp_path / "per_file.csv").exists()

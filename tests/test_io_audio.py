@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
 from mal.audio import AudioError, read_audio, write_audio
-from mal.io import atomic_open, atomic_write_json
+from mal.io import atomic_open, atomic_torch_save, atomic_write_json, remove_orphan_temps
 
 
 def test_atomic_write_keeps_old_file_on_error(tmp_path) -> None:
@@ -17,6 +23,37 @@ def test_atomic_write_keeps_old_file_on_error(tmp_path) -> None:
         raise RuntimeError("killed")
     assert path.read_text().strip().startswith("{")
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_follow_the_umask(tmp_path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        for path in (atomic_write_json(tmp_path / "a.json", {}), atomic_torch_save({}, tmp_path / "b.pt")):
+            assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+        assert write_audio(tmp_path / "c.wav", torch.zeros(160)).stat().st_mode & 0o777 == 0o666 & ~umask
+    finally:
+        os.umask(old)
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from mal.io import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half a checkpoint")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_orphan_temp_files_of_a_killed_writer_are_removed(tmp_path) -> None:
+    atomic_write_json(tmp_path / "keep.json", {"a": 1})
+    (tmp_path / "notes.tmp").write_text("not ours: no leading dot")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "last.pt")], env=env)
+    assert killed.returncode == -signal.SIGKILL
+    (orphan,) = [p for p in tmp_path.iterdir() if p.name.startswith(".last.pt.")]
+    assert remove_orphan_temps(tmp_path) == [orphan]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.json", "notes.tmp"]
 
 
 def test_round_trip_float(tmp_path) -> None:

@@ -23,22 +23,31 @@ def test_quick_graph_links_every_step(tmp_path) -> None:
     cfg = _quick(tmp_path)
     steps = {s.name: s for s in build_steps(cfg)}
     assert list(steps)[:2] == ["corpus", "lossnet"]
-    warm = steps["warmup-waveunet"]
-    assert warm.params["stage"] == "warmup" and warm.params["model"] == "waveunet" and warm.deps == ("corpus",)
+    warm = steps["warmup-bandcrn"]
+    assert warm.params["stage"] == "warmup" and warm.params["model"] == "bandcrn" and warm.deps == ("corpus",)
     # A stage-2 system continues its own architecture's warm-up, with the warm-up's model.
-    sys = steps["waveunet-mal-all"]
-    assert sys.params["init_checkpoint"] == str(cfg.run_dir("warmup-waveunet") / "checkpoints" / "last.pt")
-    assert sys.params["model"] == "waveunet" and sys.params["stage"] == "stage2"
+    sys = steps["bandcrn-mal-all"]
+    assert sys.params["init_checkpoint"] == str(cfg.run_dir("warmup-bandcrn") / "checkpoints" / "last.pt")
+    assert sys.params["model"] == "bandcrn" and sys.params["stage"] == "stage2"
     # ...and its peak learning rate, so the cosine continues where the warm-up left it.
     assert sys.params.get("lr") == warm.params.get("lr")
-    assert steps["specmask-lossnet"].params["overrides"]["loss.lossnet_path"].endswith("lossnet/lossnet.pt")
-    # Systems name a recipe preset; the branch's loss is the preset's.
-    assert steps["specmask-mal-frozen"].params["recipe"] == "mal-frozen"
+    assert steps["bandcrn-lossnet"].params["overrides"]["loss.lossnet_path"].endswith("lossnet/lossnet.pt")
+    # Systems name a recipe preset; the branch's loss is the preset's over the warm-up's conventional terms.
+    assert steps["bandcrn-mal-frozen"].params["recipe"] == "mal-frozen"
     frozen = TrainConfig.from_parameters(
-        {k: v for k, v in steps["specmask-mal-frozen"].params.items() if k != "if_exists"}
+        {k: v for k, v in steps["bandcrn-mal-frozen"].params.items() if k != "if_exists"}
     )
     assert (frozen.loss.mal_variant, frozen.loss.mal_layers, frozen.calibrate) == ("frozen", "bottleneck", {"mal": 1.0})
-    assert "lossnet" in steps["specmask-lossnet"].deps
+    warm_loss = cfg.training_config("warmup-bandcrn").loss
+    for label in ("bandcrn-baseline", "bandcrn-mal-frozen"):
+        loss = cfg.training_config(label).loss
+        assert (loss.l1, loss.mrstft, loss.spectral, loss.sisdr) == (
+            warm_loss.l1,
+            warm_loss.mrstft,
+            warm_loss.spectral,
+            warm_loss.sisdr,
+        ), label
+    assert "lossnet" in steps["bandcrn-lossnet"].deps
     # Every trained system is evaluated from its last checkpoint (same number of steps for all).
     evaluated = steps["evaluation"].params["checkpoints"]
     assert set(evaluated) == {n for n, s in steps.items() if s.notebook == "02_training"}
@@ -105,27 +114,28 @@ def test_results_pair_within_seeds_and_show_step_sizes(tmp_path) -> None:
 def test_changed_parameter_reruns_only_what_depends_on_it(tmp_path) -> None:
     cfg = _quick(tmp_path)
     before = fingerprints(build_steps(cfg))
-    systems = {**cfg.systems, "specmask-mal-all": {**cfg.systems["specmask-mal-all"], "calibrate.mal": 2.0}}
+    systems = {**cfg.systems, "bandcrn-mal-all": {**cfg.systems["bandcrn-mal-all"], "calibrate.mal": 2.0}}
     after = fingerprints(build_steps(cfg.replace(systems=systems)))
     changed = {name for name in before if before[name] != after[name]}
-    assert changed == {"specmask-mal-all", "analysis", "evaluation"}
-    warm = fingerprints(build_steps(cfg.replace(warmup={**cfg.warmup, "waveunet": {"optim.lr": 3e-4}})))
+    assert changed == {"bandcrn-mal-all", "analysis", "evaluation"}
+    warm = fingerprints(build_steps(cfg.replace(warmup={**cfg.warmup, "bandcrn": {"optim.lr": 3e-4}})))
     changed = {name for name in before if before[name] != warm[name]}
-    assert changed == {"warmup-waveunet", "waveunet-baseline", "waveunet-mal-all", "evaluation"}
+    # The warm-up, every branch of it, the analysis (the warm-up's encoder is its judge) and the evaluation.
+    assert changed == {n for n in before if n not in ("corpus", "lossnet")}
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"systems": {"x": {"arch": "convtasnet"}}}, "must name a warm-up"),
-        ({"systems": {"analysis": {"arch": "specmask"}}}, "not a usable system label"),
-        ({"compare": {"nope": "specmask-baseline"}}, "not a system"),
+        ({"systems": {"analysis": {"arch": "bandcrn"}}}, "not a usable system label"),
+        ({"compare": {"nope": "bandcrn-baseline"}}, "not a system"),
         ({"cores": 0}, "cores"),
         ({"warmup": {}}, "at least one architecture"),
-        ({"systems": {"x": {"arch": "specmask", "recipe": "mal"}}}, "unknown recipe"),
+        ({"systems": {"x": {"arch": "bandcrn", "recipe": "mal"}}}, "unknown recipe"),
         ({"seeds": [0, 0]}, "distinct seeds"),
         (
-            {"seeds": [0, 1], "systems": {"a": {"arch": "specmask"}, "a-s1": {"arch": "specmask"}}, "compare": {}},
+            {"seeds": [0, 1], "systems": {"a": {"arch": "bandcrn"}, "a-s1": {"arch": "bandcrn"}}, "compare": {}},
             "twice",
         ),
     ],

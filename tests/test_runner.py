@@ -56,6 +56,8 @@ def test_steps_run_in_order_skip_when_done_and_rerun_when_changed(tmp_path) -> N
 
     forced = run_steps(steps(3), cores=2, cwd=tmp_path, force=True)
     assert [o.status for o in forced] == ["ran"] * 3
+    html = (runs / "b" / "double.html").read_text()  # readable without Jupyter, next to the executed notebook
+    assert html.lstrip().lower().startswith("<!doctype html") and "asked to fail" in html  # the cell's source
 
 
 @pytest.mark.slow
@@ -67,7 +69,22 @@ def test_failed_step_keeps_notebook_and_leaves_no_stamp(tmp_path) -> None:
     with pytest.raises(StepFailed, match="asked to fail"):
         run_steps([step], cwd=tmp_path)
     assert (tmp_path / "bad" / "double.ipynb").is_file()
+    assert "ValueError" in (tmp_path / "bad" / "double.html").read_text()  # the traceback, readable in a browser
     assert not (tmp_path / "bad" / "step.json").exists()
+
+
+@pytest.mark.slow
+def test_kernel_warnings_stay_out_of_the_terminal_but_errors_do_not(tmp_path, capfd) -> None:
+    nbdir = tmp_path / "nb"
+    nbdir.mkdir()
+    body = (
+        BODY + "\nget_ipython().kernel.log.warning('kernel notice')\nget_ipython().kernel.log.error('kernel failure')"
+    )
+    _notebook(nbdir / "double.ipynb", body)
+    run_steps([Step("a", "double", {}, tmp_path / "a", notebook_dir=nbdir)], cwd=tmp_path)
+    terminal = capfd.readouterr().err  # the kernel writes its log to the stderr it inherits from the pipeline
+    assert "kernel failure" in terminal
+    assert "kernel notice" not in terminal and "without encryption" not in terminal
 
 
 def test_unknown_dependency_and_missing_notebook_are_reported(tmp_path) -> None:

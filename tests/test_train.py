@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,8 +23,10 @@ import yaml
 
 import mal
 from mal.config import ConfigError
+from mal.models.registry import CheckpointError
 from mal.plan import StudyPlan, branch_config
 from mal.train import NonFiniteLossError, TrainConfig, read_history, train
+from mal.training.checkpoint import file_sha256
 from mal.training.data import StepBatchSampler
 from mal.training.schedule import lr_at
 
@@ -66,7 +69,7 @@ def tiny(run_dir: Path, corpus: Path, **overrides: Any) -> dict[str, Any]:
 
 
 def state(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)["model_state"]
+    return torch.load(path, map_location="cpu", weights_only=True)["model_state"]
 
 
 # ------------------------------------------------------------------------------------------------ unit: schedule
@@ -126,7 +129,7 @@ def test_warmup_writes_a_complete_run(warmup: mal.train.TrainResult) -> None:
     x = torch.randn(1, 1, 4000) * 0.1
     with torch.no_grad():
         assert torch.equal(model(x), warmup.model(x))
-    ckpt = torch.load(warmup.last_checkpoint, weights_only=False)
+    ckpt = torch.load(warmup.last_checkpoint, weights_only=True)
     assert ckpt["mal_version"] == mal.__version__ and ckpt["config"]["stage"] == "warmup"
     assert ckpt["training"]["step"] == 6 and ckpt["training"]["scheduler"] == {"step": 6, "total_steps": 12}
     assert {"python", "numpy", "torch"} <= set(ckpt["training"]["rng"])
@@ -258,6 +261,101 @@ def test_run_dir_guards(warmup: mal.train.TrainResult, corpus: Path, tmp_path: P
         train(TrainConfig.from_params({**over, "optim": {"total_steps": 0}}))
 
 
+# ------------------------------------------------------------------------------------------------ run folder safety
+def _files(run_dir: Path) -> dict[str, bytes]:
+    return {p.relative_to(run_dir).as_posix(): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def _stage2(run_dir: Path, corpus: Path, init: Path) -> dict[str, Any]:
+    return tiny(run_dir, corpus, stage="stage2", steps=2, init_checkpoint=str(init), optim={"total_steps": 0})
+
+
+def test_overwrite_checks_the_new_run_before_touching_the_old_one(
+    warmup: mal.train.TrainResult, corpus: Path, tmp_path: Path
+) -> None:
+    params = _stage2(tmp_path / "s2", corpus, warmup.last_checkpoint)
+    done = train(TrainConfig.from_params(params))
+    before = _files(done.run_dir)
+    typo = TrainConfig.from_params({**params, "init_checkpoint": str(tmp_path / "typo.pt")})
+    with pytest.raises(CheckpointError, match=r"checkpoint not found: .*typo\.pt"):
+        train(typo, if_exists="overwrite")
+    assert _files(done.run_dir) == before
+
+
+def test_an_overwritten_run_is_kept_until_the_new_one_checkpoints(
+    bomb: None, warmup: mal.train.TrainResult, corpus: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(warmup.run_dir, run_dir)
+    before = _files(run_dir)
+    params = tiny(run_dir, corpus, valid_every=0, checkpoint_every=3)
+    with pytest.raises(NonFiniteLossError):  # the bomb goes off at the 3rd step, before the first checkpoint
+        train(TrainConfig.from_params(params), if_exists="overwrite")
+    assert _files(run_dir) == before
+    # A run killed before its first checkpoint: its successor finds the old run set aside and puts it back.
+    (run_dir / ".previous-run").mkdir()
+    for name in ("checkpoints", "history.jsonl", "summary.json", "config.yaml"):
+        os.replace(run_dir / name, run_dir / ".previous-run" / name)
+    (run_dir / "history.jsonl").write_text('{"step": 1, "stage": "warmup", "kind": "train", "loss": 9.0}\n')
+    with pytest.raises(FileExistsError, match="already holds a training run"):
+        train(TrainConfig.from_params(params))
+    assert _files(run_dir) == before
+    # Once the new run has written a checkpoint, the old one is gone.
+    result = train(TrainConfig.from_params({**params, "nan_policy": "skip"}), if_exists="overwrite")
+    assert result.summary["skipped_steps"] == 1 and not (run_dir / ".previous-run").exists()
+    assert json.loads((run_dir / "summary.json").read_text())["skipped_steps"] == 1
+
+
+def test_resume_refuses_a_swapped_warmup_and_follows_a_moved_run(
+    warmup: mal.train.TrainResult, corpus: Path, tmp_path: Path
+) -> None:
+    init = tmp_path / "a" / "warmup.pt"
+    init.parent.mkdir()
+    shutil.copy(warmup.last_checkpoint, init)
+    cfg = TrainConfig.from_params(_stage2(tmp_path / "a" / "s2", corpus, init))
+    done = train(cfg)
+    assert done.summary["init_sha256"] == file_sha256(warmup.last_checkpoint)
+    # The whole folder moves: the run resumes from its new place (the warm-up is recognised by its content).
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    moved = cfg.replace(run_dir=str(tmp_path / "b" / "s2"), init_checkpoint=str(tmp_path / "b" / "warmup.pt"))
+    assert train(moved, if_exists="resume").summary == done.summary
+    other = train(TrainConfig.from_params(tiny(tmp_path / "other", corpus, seed=1)))
+    shutil.copy(other.last_checkpoint, init)
+    with pytest.raises(ConfigError, match=r"warmup\.pt is not the file this run started from"):
+        train(cfg, if_exists="resume")
+
+
+def test_resuming_a_finished_run_keeps_it_and_repairs_what_a_kill_left(
+    warmup: mal.train.TrainResult, corpus: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "moved"
+    shutil.copytree(warmup.run_dir, run_dir)
+    cfg = TrainConfig.load(run_dir / "config.yaml").replace(run_dir=str(run_dir))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    history = (run_dir / "history.jsonl").read_text()
+    orphan = run_dir / "checkpoints" / ".last.pt.k1ll3d.tmp"
+    orphan.write_bytes(b"half a checkpoint")
+    with open(run_dir / "history.jsonl", "a") as fh:
+        fh.write('{"step": 7, "stage": "warm')  # a row torn by the kill
+    with pytest.warns(UserWarning, match=r"history\.jsonl:\d+: dropped a torn last row"):
+        result = train(cfg, if_exists="resume")
+    assert result.summary == summary and json.loads((run_dir / "summary.json").read_text()) == summary
+    assert (run_dir / "history.jsonl").read_text() == history and not orphan.exists()
+    # Killed after its last checkpoint but before its summary: the summary is rebuilt from the history.
+    (run_dir / "summary.json").unlink()
+    rebuilt = train(cfg, if_exists="resume").summary
+    for key in ("train", "valid", "noisy"):
+        assert rebuilt[key] == pytest.approx(summary[key]), key
+    assert rebuilt["global_step"] == 6 and math.isnan(rebuilt["wall_seconds"])
+
+
+def test_only_the_last_history_row_may_be_torn(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text('{"step": 1, "kind": "train"}\n{"step": 2, "ki\n{"step": 3, "kind": "train"}\n')
+    with pytest.raises(ValueError, match=r"history\.jsonl:2: damaged history row"):
+        read_history(path)
+
+
 # ------------------------------------------------------------------------------------------------ NaN handling
 class _Bomb(torch.nn.Module):
     """A loss term that turns NaN on its third call."""
@@ -288,9 +386,10 @@ def bomb(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_nan_loss_stops_naming_step_and_term(bomb: None, corpus: Path, tmp_path: Path) -> None:
     cfg = TrainConfig.from_params(tiny(tmp_path / "nan", corpus, checkpoint_every=1, valid_every=0))
-    with pytest.raises(NonFiniteLossError, match=r"global step 2 .*'bomb'"):
+    with pytest.raises(NonFiniteLossError, match=r"global step 2 .*'bomb'") as stopped:
         train(cfg)
-    last = torch.load(tmp_path / "nan" / "checkpoints" / "last.pt", weights_only=False)
+    assert "good state" not in str(stopped.value)  # it cannot know that the file on disk is still good
+    last = torch.load(tmp_path / "nan" / "checkpoints" / "last.pt", weights_only=True)
     assert last["training"]["step"] == 2  # the bad step wrote nothing
     assert all(torch.isfinite(v).all() for v in last["model_state"].values())
 
@@ -328,7 +427,7 @@ def test_sigkill_then_resume_ends_with_the_uninterrupted_weights(corpus: Path, t
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = torch.load(last, weights_only=False)["training"]["step"]
+    killed_at = torch.load(last, weights_only=True)["training"]["step"]
     assert killed_at < 30, "the run finished before it could be killed; the test proved nothing"
 
     subprocess.run(_cli("--config", str(configs["killed"]), "--resume"), env=_env(), check=True, capture_output=True)
@@ -430,12 +529,12 @@ def test_every_run_of_the_named_studies_continues_its_warmup_schedule() -> None:
                 assert cfg.stage == "stage2" and cfg.init_checkpoint == f"{warm.run_dir}/checkpoints/last.pt"
                 assert (cfg.model, cfg.data, cfg.optim.lr) == (warm.model, warm.data, warm.optim.lr), label
                 assert warm.optim.total_steps >= warm.steps + cfg.steps and cfg.optim.total_steps == 0
-    with pytest.raises(ConfigError, match="trains no run named 'nope'.*warmup-specmask"):
+    with pytest.raises(ConfigError, match="trains no run named 'nope'.*warmup-bandcrn"):
         StudyPlan.for_profile("quick").training_config("nope")
 
 
-def test_cli_study_needs_a_run() -> None:
+def test_cli_study_needs_a_run(capsys: pytest.CaptureFixture[str]) -> None:
     from mal.__main__ import main
 
-    with pytest.raises(ConfigError, match="--study needs --run"):
-        main(["train", "--study", "quick"])
+    assert main(["train", "--study", "quick"]) != 0
+    assert "--study needs --run" in capsys.readouterr().err

@@ -11,29 +11,21 @@ memory stays bounded and opening the explorer is quick.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
-import soundfile as sf
 import torch
 
 from mal.analysis.features import encoder_features, feature_distance, layer_names
 from mal.analysis.inference import Enhancer, enhance_once
 from mal.analysis.study import Item, checked_items
+from mal.audio import wav_bytes
 from mal.models.base import SEModel
 from mal.plots.analysis import log_spectrogram
-
-
-def wav_bytes(wav: np.ndarray | torch.Tensor, sample_rate: int) -> bytes:
-    """Encode mono audio as a 16-bit WAV file in memory (clipped to [−1, 1], not normalised)."""
-    data = np.asarray(wav.detach().cpu() if isinstance(wav, torch.Tensor) else wav, dtype=np.float32).reshape(-1)
-    buffer = io.BytesIO()
-    sf.write(buffer, np.clip(data, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
+from mal.plots.widgets import figure_png
 
 
 def as_image(feature: torch.Tensor) -> np.ndarray:
@@ -72,13 +64,13 @@ class FeatureExplorer(widgets.VBox):
         )
         self.layer = widgets.Dropdown(options=self.layer_names, value=self.layer_names[-1], description="layer")
         self.system = widgets.Dropdown(options=["clean", "noisy", *self.systems], value="noisy", description="system")
-        self.figure_out = widgets.Output()
+        self.figure = widgets.Image(format="png")
         self.audio = widgets.Audio(format="wav", autoplay=False, loop=False)
         self.status = widgets.HTML()
         for control in (self.utterance, self.layer, self.system):
             control.observe(self._on_change, names="value")
         super().__init__(
-            [widgets.HBox([self.utterance, self.layer, self.system]), self.status, self.figure_out, self.audio]
+            [widgets.HBox([self.utterance, self.layer, self.system]), self.status, self.figure, self.audio]
         )
         self.refresh()
 
@@ -145,12 +137,8 @@ class FeatureExplorer(widgets.VBox):
             f"<b>{meta['file_id']}</b>{': ' + ', '.join(known) if known else ''}; "
             f"judge-encoder distance to clean at {layer}: <b>{dist:.4f}</b>"
         )
-        with self.figure_out:
-            from IPython.display import clear_output, display
-
-            clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        # A widget value, not output captured in an Output widget: see mal.plots.widgets for why.
+        self.figure.value = figure_png(fig)
 
     def _on_change(self, _change: Mapping[str, Any]) -> None:
         self.refresh()

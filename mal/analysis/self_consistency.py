@@ -36,11 +36,14 @@ def iterate_enhancement(
     """``[ŷ_1, …, ŷ_K]`` with ``ŷ_k = f(ŷ_{k-1})`` and ``ŷ_0 = noisy`` (each ``(1, T)``, on the CPU)."""
     if k_max < 1:
         raise ValueError(f"k_max must be at least 1, got {k_max}")
+    from mal.enhance import ModelDivergedError, check_finite_output
+
     outputs, current = [], noisy
-    for _ in range(k_max):
-        current = enhancer(model, current)
-        if not torch.isfinite(current).all():
-            raise FloatingPointError(f"enhancement step {len(outputs) + 1} produced NaN or Inf")
+    for step in range(1, k_max + 1):
+        try:
+            current = check_finite_output(enhancer(model, current), getattr(model, "name", type(model).__name__))
+        except ModelDivergedError as err:
+            raise ModelDivergedError(f"enhancement step {step}: {err}") from err
         outputs.append(current)
     return outputs
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from mal.config import ConfigError
+from mal.cli import report_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--raw-dir", default=None, help="package downloads ($MAL_RAW_DIR or data/raw)")
     build.add_argument("--config", default=None, help="YAML file with CorpusConfig fields; flags override it")
     build.add_argument("--sources", default=None, help="comma-separated source names (see data/README.md)")
+    build.add_argument(
+        "--extra-voices",
+        default=None,
+        help="comma-separated synthetic train voices: flite (all four) or flite-awb, flite-kal16, flite-rms, flite-slt",
+    )
+    build.add_argument("--n-train-extra", type=int, default=None, help="synthetic train utterances (profile default)")
     build.add_argument("--no-progress", action="store_true", help="no progress bars")
     verify = sub.add_parser("verify", help="check every file of a built corpus against its SHA256SUMS")
     verify.add_argument("root")
@@ -27,19 +34,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mal.config import ConfigError
     from mal.data.corpus import CorpusConfig, build_corpus, verify_corpus
     from mal.data.errors import DataError
     from mal.data.summary import format_summary, summarize_corpus
 
     if args.action is None:
-        print("usage: python -m mal corpus {build,verify,summary} ...  (see --help)")
+        print("usage: python -m mal corpus {build,verify,summary} ...  (see --help)", file=sys.stderr)
         return 2
     try:
         if args.action == "build":
             params = CorpusConfig.load(args.config).to_dict() if args.config else {}
-            overrides = {"profile": args.profile, "seed": args.seed, "root": args.root}
-            if args.sources:
-                overrides["sources"] = [s.strip() for s in args.sources.split(",") if s.strip()]
+            overrides = {
+                "profile": args.profile,
+                "seed": args.seed,
+                "root": args.root,
+                "n_train_extra": args.n_train_extra,
+            }
+            for field, value in (("sources", args.sources), ("extra_voices", args.extra_voices)):
+                if value:
+                    overrides[field] = [s.strip() for s in value.split(",") if s.strip()]
             params.update({k: v for k, v in overrides.items() if v is not None})
             cfg = CorpusConfig.from_params(params)
             root = build_corpus(cfg, raw_dir=args.raw_dir, progress=not args.no_progress)
@@ -56,5 +70,4 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
         return 0
     except (DataError, ConfigError) as err:
-        print(f"error: {err}")
-        return 1
+        return report_error("corpus", err)

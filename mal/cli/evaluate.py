@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from mal.config import ConfigError
+from mal.cli import report_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baselines",
         default=None,
-        help="comma-separated baseline systems among noisy,spectral-gating (default both; '' for none)",
+        help="comma-separated reference systems among noisy,spectral-gating,oracle-mask (default all; '' for none)",
     )
     parser.add_argument("--metrics", help="comma-separated metric names (default: every metric defined at 16 kHz)")
     parser.add_argument("--workers", type=int, help="scoring processes (default 1)")
@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _label_value(text: str, option: str, form: str) -> tuple[str, str]:
+    from mal.config import ConfigError
+
     label, sep, value = text.partition("=")
     if not sep or not label or not value:
         raise ConfigError(f"{option} {text!r}: expected {form}")
@@ -51,6 +53,7 @@ def _label_value(text: str, option: str, form: str) -> tuple[str, str]:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from mal.config import ConfigError
     from mal.data import DataError
     from mal.evaluate import EvalConfig, run_evaluation
     from mal.models.registry import CheckpointError
@@ -79,9 +82,14 @@ def run(args: argparse.Namespace) -> int:
             params["progress"] = False
         result = run_evaluation(EvalConfig.from_params(params))
     except (ConfigError, DataError, CheckpointError) as err:
-        print(f"mal evaluate: error: {err}")
-        return 1
+        return report_error("evaluate", err)
     table = result.summary.pivot_table(index=["dataset", "system"], columns="metric", values="mean", sort=False)
     print(table.round(3).to_string())
     print(yaml.safe_dump({"wrote": [str(result.out_dir / n) for n in ("per_file.csv", "summary.csv")]}).strip())
+    failed = result.failures()
+    for (system, dataset, file_id), reason in failed.items():
+        report_error("evaluate", f"{dataset}/{file_id} ({system}): {reason}")
+    if failed:
+        n_files = len({(dataset, file_id) for _, dataset, file_id in failed})
+        return report_error("evaluate", f"{n_files} file(s) failed; their rows in per_file.csv say why")
     return 0

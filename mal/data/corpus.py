@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 import mal
 from mal.audio import SAMPLE_RATE, check_waveform
 from mal.config import ConfigBase, ConfigError
-from mal.data import paths
+from mal.data import paths, voices
 from mal.data.errors import DataError
 from mal.data.mixing import (
     NoiseClip,
@@ -166,6 +166,8 @@ class CorpusConfig(ConfigBase):
     n_test_ood: int | None = None
     n_test_reverb: int | None = None
     n_rooms: int | None = None  # simulated rooms for test_reverb; None: profile default
+    extra_voices: list[str] | None = None  # synthetic train voices (mal.data.voices: "flite" or "flite-slt", ...)
+    n_train_extra: int | None = None  # synthetic utterances appended to train; -1: all; None: profile default
 
     def validate(self) -> None:
         pairs = {
@@ -202,6 +204,13 @@ class CorpusConfig(ConfigBase):
                 raise ConfigError(f"CorpusConfig.n_{split}: -1 (all), 0 (skip) or a positive count, got {n}")
         if self.n_rooms is not None and self.n_rooms < 1:
             raise ConfigError(f"CorpusConfig.n_rooms: at least 1, got {self.n_rooms}")
+        if self.extra_voices:
+            try:
+                voices.resolve_voices(self.extra_voices)
+            except DataError as err:
+                raise ConfigError(f"CorpusConfig.extra_voices: {err}") from err
+        if self.n_train_extra is not None and self.n_train_extra < -1:
+            raise ConfigError(f"CorpusConfig.n_train_extra: -1 (all), 0 or a positive count, got {self.n_train_extra}")
         if self.sources is not None:
             unknown = sorted(set(self.sources) - set(SOURCES))
             if unknown:
@@ -233,12 +242,18 @@ class CorpusConfig(ConfigBase):
             out["rooms"] = self.n_rooms
         return out
 
+    def n_extra(self) -> int:
+        """Synthetic train utterances to append (0 without extra voices, -1: all)."""
+        return voices.extra_train_count(self.profile, self.n_train_extra) if self.extra_voices else 0
+
     def corpus_root(self) -> Path:
         return Path(self.root) if self.root else paths.corpus_dir(self.profile)
 
     def build_key(self) -> str:
         """Hash of everything that changes the corpus content (the output folder does not)."""
-        content = {k: v for k, v in self.to_dict().items() if k != "root"}
+        content = {k: v for k, v in self.to_dict().items() if k not in ("root", "extra_voices", "n_train_extra")}
+        if self.extra_voices:  # only then, so corpora built before the option existed keep their key
+            content.update(extra_voices=voices.resolve_voices(self.extra_voices), n_train_extra=self.n_extra())
         content.update(
             sources=list(self.source_names()), ood_languages=self.ood_language_set(), sizes=self.sizes(), format=FORMAT
         )
@@ -809,6 +824,34 @@ def _plan(cfg: CorpusConfig, items_in: list, items_ood: list) -> tuple[dict[str,
     return plans, leftovers
 
 
+def _synthetic_train(
+    cfg: CorpusConfig, src: _Sources, raw: Path, progress: bool, workers: int
+) -> tuple[list[Utterance], dict[str, Any]]:
+    """Extra voices (opt-in): synthesise train prompts only with :mod:`mal.data.voices`, decode and plan them.
+    Returns the synthetic train utterances (appended after the real ones) and what corpus.json records."""
+    if cfg.n_extra() == 0 or cfg.sizes()["train"] == 0:
+        return [], {}
+    synth, synth_archives, meta = voices.synthesize_train_speech(
+        voices.resolve_voices(cfg.extra_voices or []),
+        cfg.n_extra(),
+        cfg.utterance_seconds,
+        cfg.seed,
+        lambda prompt: split_of(prompt, cfg.split_fractions) == "train",
+        raw,
+        progress,
+        workers,
+    )
+    src.archives.update(synth_archives)  # the decoded cache keys files by their archive
+    items, skipped = _decode_speech(synth, src.cache, progress, "decoding synthetic speech")
+    src.excluded += skipped
+    plan, _ = _plan_speech(items, "train", cfg.utterance_seconds, cfg)
+    extra = select_balanced(plan, cfg.n_extra(), rng_for(cfg.seed, "select", "train extra"))
+    meta["n_utterances"] = len(extra)
+    if len(extra) < cfg.n_extra():
+        warnings.warn(f"mal-offline train: only {len(extra)} of {cfg.n_extra()} synthetic utterances", stacklevel=3)
+    return extra, meta
+
+
 def _noise(cfg: CorpusConfig, src: _Sources) -> _Noise:
     """Noise pools: long in-domain noise files split in time, short ones whole by name; out-of-domain by type."""
     pools = in_domain_noise_pools(src.recordings("noise", "in"), src.cache, cfg.split_fractions)
@@ -828,6 +871,7 @@ def _mix(
     cache: DecodedCache,
     out: Path,
     progress: bool,
+    extra_train: list[Utterance],
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Mix: per split, pick utterances balanced over voices, give each a noise type, an SNR (a room for
     test_reverb), render the pairs and write the manifest. Returns the per-split summary and any shortfall."""
@@ -845,6 +889,8 @@ def _mix(
         if 0 <= n and len(chosen) < n:
             shortfall[split] = f"asked for {n}, only {len(chosen)} utterances available"
             warnings.warn(f"mal-offline {split}: {shortfall[split]}", stacklevel=3)
+        if split == "train":  # after the real ones, so those keep their ids, conditions and bytes
+            chosen = chosen + extra_train
         types = noise.ood_types if split == "test_ood" else noise.in_types
         split_pools = dict(noise.ood_pools) if split == "test_ood" else noise.pools[pool_split]
         for nt in types:
@@ -915,6 +961,7 @@ def build_corpus(
     timings["decode_s"] = time.perf_counter() - t
     t = time.perf_counter()
     plans, leftovers = _plan(cfg, items_in, items_ood)
+    extra_train, extra_meta = _synthetic_train(cfg, src, raw, progress, workers)
     noise = _noise(cfg, src)
     sizes = cfg.sizes()
     rooms: list[Room] = []
@@ -923,7 +970,7 @@ def build_corpus(
 
     tmp = _prepare_output(root)
     try:
-        summary, shortfall = _mix(cfg, plans, noise, rooms, src.cache, tmp, progress)
+        summary, shortfall = _mix(cfg, plans, noise, rooms, src.cache, tmp, progress, extra_train)
         timings["render_s"] = time.perf_counter() - t
         checksums = _checksums(tmp)
         atomic_write_text(tmp / "SHA256SUMS", checksums)
@@ -938,6 +985,7 @@ def build_corpus(
             "sizes": sizes,
             "sources": {name: _source_record(name, src) for name in src.names},
             "splits": summary,
+            **({"extra_voices": extra_meta} if extra_meta else {}),
             "rooms": [r.describe() for r in rooms],
             "excluded": [dataclasses.asdict(e) for e in src.excluded],
             "leftover_short_recordings": leftovers,

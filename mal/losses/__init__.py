@@ -3,7 +3,8 @@
 Waveforms are 16 kHz, shaped ``(B, T)`` or ``(B, 1, T)``; both arguments must have the same shape (else
 ``ValueError`` naming both); every loss returns a scalar tensor (the batch mean).
 
-- conventional: :class:`WaveformL1`, :class:`MultiResolutionSTFTLoss`, :class:`SISDRLoss`;
+- conventional: :class:`WaveformL1`, :class:`MultiResolutionSTFTLoss`, :class:`CompressedSpectralLoss`,
+  :class:`SISDRLoss`;
 - Model as Loss: :class:`ModelAsLoss` (``frozen`` / ``frozen-fe`` / ``dynamic``, docs/method.md);
 - deep feature losses: :class:`DeepFeatureLoss` (WavLM / wav2vec 2.0 / HuBERT through torchaudio) and
   :class:`LossNetFeatureLoss` (a small loss network ``mal`` pretrains offline with :func:`pretrain_lossnet`);
@@ -26,8 +27,10 @@ from mal.losses.objective import (
     calibrate_weight,
     gradient_matched_weights,
 )
+from mal.losses.spectral import CompressedSpectralLoss
 
 __all__ = [
+    "CompressedSpectralLoss",
     "TERM_NAMES",
     "DeepFeatureLoss",
     "LossConfig",

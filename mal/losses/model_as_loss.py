@@ -50,7 +50,7 @@ from torch.func import functional_call
 
 from mal.losses._checks import check_pair
 from mal.losses._frozen import freeze, needs_cudnn_off
-from mal.models.base import Encoded, SEModel, as_batch
+from mal.models.base import Encoded, SEModel, as_batch, check_encoded, check_model_contract
 
 Variant = Literal["frozen", "frozen-fe", "dynamic"]
 VARIANTS: tuple[str, ...] = ("frozen", "frozen-fe", "dynamic")
@@ -85,7 +85,9 @@ class _EncodeOnly(nn.Module):
 class ModelAsLoss(nn.Module):
     """MAL feature-matching loss in the encoder space of an :class:`~mal.models.base.SEModel`.
 
-    Works for any model that implements ``encode()`` (see :mod:`mal.models.base`).
+    Works for any model that keeps the ``encode()/decode()`` contract of :mod:`mal.models.base`, including one
+    ``mal`` did not define (docs/own_model.md); a model that does not is refused with a
+    :class:`~mal.models.base.ContractError` that says what to change.
 
     Args:
         model: the model being trained (the live one; ``frozen`` copies it, the others use it in place).
@@ -137,8 +139,7 @@ class ModelAsLoss(nn.Module):
         init_seed: int = 0,
     ) -> None:
         super().__init__()
-        if not callable(getattr(model, "encode", None)):
-            raise TypeError(f"ModelAsLoss needs a model with encode(); got {type(model).__name__}")
+        check_model_contract(model)
         if variant not in VARIANTS:
             raise ValueError(f"ModelAsLoss: unknown variant {variant!r}; choose one of {list(VARIANTS)}")
         if distance not in DISTANCES:
@@ -287,7 +288,9 @@ class ModelAsLoss(nn.Module):
         est = as_batch(estimate)
         ref = as_batch(reference)
         with torch.no_grad():
-            target_feats = self._mal_encoder().encode(ref).features()
+            target = self._mal_encoder().encode(ref)
+        check_encoded(target, type(self.model).__name__, need_layers=self.layers != "bottleneck")
+        target_feats = target.features()
         chosen = self._select(target_feats)
         est_feats = self._encode_estimate(est).features()
         if len(est_feats) != len(target_feats):

@@ -19,9 +19,12 @@ from mal.config import ConfigBase, ConfigError
 from mal.losses.combine import WeightedSum
 from mal.losses.conventional import MultiResolutionSTFTLoss, SISDRLoss, WaveformL1
 from mal.losses.model_as_loss import DISTANCES, INITS, LAYER_MODES, VARIANTS, ModelAsLoss
+from mal.losses.spectral import CompressedSpectralLoss
 from mal.models.base import SEModel
 
-TERM_NAMES: tuple[str, ...] = ("l1", "mrstft", "sisdr", "mal", "deep_feature", "lossnet")
+TERM_NAMES: tuple[str, ...] = ("l1", "mrstft", "spectral", "sisdr", "mal", "deep_feature", "lossnet")
+# The LossConfig fields of the conventional loss (the rest belong to the feature terms a recipe switches on).
+CONVENTIONAL_FIELDS: tuple[str, ...] = ("l1", "l1_normalise", "mrstft", "spectral", "sisdr")
 DEEP_FEATURE_BACKBONES: tuple[str, ...] = ("wavlm_base", "wav2vec2_base", "hubert_base")
 
 
@@ -34,6 +37,8 @@ class LossConfig(ConfigBase):
     l1: float = 1.0  # weight of the waveform L1
     l1_normalise: bool = True  # L1 on ŷ/σ_y vs y/σ_y (σ_y: per-utterance std of the clean reference)
     mrstft: float = 1.0  # weight of the multi-resolution STFT loss (spectral convergence + log magnitude)
+    # Compressed spectral loss (|X|^0.3 magnitude + complex MSE) on the model's own STFT when it has one.
+    spectral: float = 0.0  # weight of CompressedSpectralLoss
     sisdr: float = 0.0  # weight of the negative SI-SDR (dB, so about -10..-20 for a good model)
 
     # Model as Loss (docs/method.md). The frozen snapshot is taken when build_objective runs.
@@ -124,6 +129,8 @@ def build_objective(cfg: LossConfig, model: SEModel | None = None) -> WeightedSu
         terms["l1"] = WaveformL1(normalise=cfg.l1_normalise)
     if cfg.mrstft > 0:
         terms["mrstft"] = MultiResolutionSTFTLoss()
+    if cfg.spectral > 0:
+        terms["spectral"] = CompressedSpectralLoss(**model_stft(model))
     if cfg.sisdr > 0:
         terms["sisdr"] = SISDRLoss()
     if cfg.mal > 0:
@@ -161,6 +168,17 @@ def build_objective(cfg: LossConfig, model: SEModel | None = None) -> WeightedSu
         if param is not None:
             objective.to(param.device)
     return objective
+
+
+def model_stft(model: SEModel | None) -> dict[str, int]:
+    """The model's own STFT size and hop (``n_fft``, ``hop`` attributes), or ``{}`` for the loss's defaults."""
+    if (
+        model is None
+        or not isinstance(getattr(model, "n_fft", None), int)
+        or not isinstance(getattr(model, "hop", None), int)
+    ):
+        return {}
+    return {"n_fft": model.n_fft, "hop": model.hop}
 
 
 @torch.no_grad()

@@ -7,6 +7,9 @@ model is split into two submodules, ``model.encoder`` and ``model.decoder`` (eve
     enc = model.encode(wav)             # wav (B, 1, T) → Encoded
     out = model.decode(enc, length=T)   # → (B, 1, T)
     model(wav) == model.decode(model.encode(wav), T)
+
+A model that ``mal`` did not define can keep the contract too (docs/own_model.md shows how);
+:func:`check_model_contract` and :func:`check_encoded` say precisely what is missing.
 """
 
 from __future__ import annotations
@@ -68,6 +71,63 @@ class SEModel(nn.Module):
         wav3 = as_batch(wav)
         out = self.decode(self.encode(wav3), wav3.shape[-1])
         return out.reshape(wav.shape)
+
+
+class ContractError(TypeError):
+    """A model does not keep the encode()/decode() contract; the message says what is missing and how to fix it."""
+
+
+def check_model_contract(model: nn.Module) -> None:
+    """Refuse a model that MAL cannot use: it needs ``encode``/``decode`` methods and every parameter under the
+    submodules ``model.encoder`` or ``model.decoder`` (the split ``frozen-fe`` freezes and the trainer reports).
+
+    Raises:
+        ContractError: naming the missing method or submodule, or the parameters outside the two halves.
+    """
+    kind = type(model).__name__
+    for method in ("encode", "decode"):
+        if not callable(getattr(model, method, None)):
+            raise ContractError(
+                f"{kind} has no {method}() method: see docs/own_model.md for the encode()/decode() contract"
+            )
+    for half in ("encoder", "decoder"):
+        if not isinstance(getattr(model, half, None), nn.Module):
+            raise ContractError(
+                f"{kind} has no submodule model.{half}: keep the encoder's layers in model.encoder and the decoder's "
+                "in model.decoder, so every parameter is named encoder.* or decoder.*"
+            )
+    stray = [name for name, _ in model.named_parameters() if not name.startswith(("encoder.", "decoder."))]
+    if stray:
+        shown = ", ".join(stray[:5]) + (f" and {len(stray) - 5} more" if len(stray) > 5 else "")
+        raise ContractError(
+            f"{kind}: parameters must be split into encoder.* and decoder.*, but {len(stray)} are not: {shown}. "
+            "Move those layers into model.encoder or model.decoder (e.g. an nn.Sequential or nn.ModuleDict)."
+        )
+
+
+def check_encoded(enc: Any, kind: str, need_layers: bool) -> None:
+    """Refuse what an ``encode()`` returned if MAL cannot compare it.
+
+    Args:
+        enc: the return value of ``model.encode(wav)``.
+        kind: the model's class name, for the message.
+        need_layers: the caller compares encoder blocks (``layers="all"`` or indices), so ``enc.layers`` must not
+            be empty (otherwise "all" would silently compare the bottleneck alone).
+
+    Raises:
+        ContractError: ``enc`` is not an :class:`Encoded`, holds something other than tensors, or has no layers.
+    """
+    if not isinstance(enc, Encoded):
+        raise ContractError(
+            f"{kind}.encode() must return mal.models.Encoded(layers=[...], bottleneck=...); got {type(enc).__name__}"
+        )
+    if not isinstance(enc.bottleneck, torch.Tensor) or not all(isinstance(t, torch.Tensor) for t in enc.layers):
+        raise ContractError(f"{kind}.encode(): Encoded.layers must be a list of tensors and bottleneck a tensor")
+    if need_layers and not enc.layers:
+        raise ContractError(
+            f"{kind}.encode() returned no layers (Encoded.layers is empty): return the output of every encoder block "
+            "in Encoded.layers, or compare the bottleneck alone with layers='bottleneck'"
+        )
 
 
 def as_batch(wav: torch.Tensor) -> torch.Tensor:

@@ -104,33 +104,31 @@ def plot_example_pairs(items: list[tuple[PairDataset, int]], sample_rate: int = 
 def pair_player(datasets: dict[str, PairDataset], sample_rate: int = 16000) -> Any:
     """An ipywidgets box to pick a split and item and listen to its clean and noisy audio side by side.
 
-    Audio is played with ``normalize=False`` so clean and noisy keep their relative level.
+    Audio is played as stored (not normalised), so clean and noisy keep their relative level. Players are widget
+    values, never output captured in an ``Output`` widget (see :mod:`mal.plots.widgets` for why).
     """
     import ipywidgets as widgets
-    from IPython.display import Audio, display
+
+    from mal.plots.widgets import audio_player, facts_html, refill
 
     split_box = widgets.Dropdown(options=list(datasets), description="split")
     item_box = widgets.Dropdown(description="item")
-    out = widgets.Output()
-
-    def refresh_items(*_: Any) -> None:
-        ds = datasets[split_box.value]
-        item_box.options = [(i, n) for n, i in enumerate(ds.ids)]
-        item_box.value = 0
+    facts = widgets.HTML()
+    players = widgets.VBox()
 
     def show(*_: Any) -> None:
-        if item_box.value is None:
+        if item_box.value is None:  # an empty split
+            facts.value, players.children = "", []
             return
         noisy, clean, meta = datasets[split_box.value][item_box.value]
-        out.clear_output()
-        with out:
-            print({k: meta.get(k) for k in ("speaker", "language", "prompt", "noise_type", "snr_db", "room")})
-            for name, wav in (("clean", clean), ("noisy", noisy)):
-                print(name)
-                display(Audio(wav.reshape(-1).numpy(), rate=sample_rate, normalize=False))
+        keys = ("speaker", "language", "prompt", "noise_type", "snr_db", "room")
+        facts.value = facts_html({k: meta.get(k) for k in keys})
+        players.children = [audio_player("clean", clean, sample_rate), audio_player("noisy", noisy, sample_rate)]
 
-    split_box.observe(refresh_items, names="value")
+    def pick_split(*_: Any) -> None:
+        refill(item_box, [(item_id, n) for n, item_id in enumerate(datasets[split_box.value].ids)], show)
+
+    split_box.observe(pick_split, names="value")
     item_box.observe(show, names="value")
-    refresh_items()
-    show()
-    return widgets.VBox([widgets.HBox([split_box, item_box]), out])
+    pick_split()
+    return widgets.VBox([widgets.HBox([split_box, item_box]), facts, players])

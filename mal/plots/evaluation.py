@@ -136,50 +136,49 @@ def plot_paired_differences(table: pd.DataFrame, title: str = "") -> plt.Figure:
 def listening_widget(out_dir: str | Path, dataset: str | None = None):
     """ipywidgets A/B player over the audio examples an evaluation wrote (``audio_examples > 0``).
 
-    Pick a dataset and a file; every version (noisy, each system, clean) gets its own player. Players use
-    ``normalize=False`` so relative loudness is preserved between versions.
+    Pick a dataset and a file; every version (noisy, each system, clean) gets its own player. Audio is played as
+    stored (not normalised), so relative loudness is preserved between versions. Players are widget values, never
+    output captured in an ``Output`` widget (see :mod:`mal.plots.widgets` for why).
     """
     import ipywidgets as widgets
-    from IPython.display import Audio, display
 
     from mal.audio import read_audio
+    from mal.plots.widgets import audio_player, refill
 
     root = Path(out_dir) / "audio"
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no audio examples; run the evaluation with audio_examples > 0")
     datasets = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not datasets:
+        raise FileNotFoundError(f"{root}: no dataset folders; run the evaluation with audio_examples > 0")
     pick_dataset = widgets.Dropdown(options=datasets, value=dataset if dataset in datasets else datasets[0],
                                     description="dataset")  # fmt: skip
     pick_file = widgets.Dropdown(description="file")
-    out = widgets.Output()
+    players = widgets.VBox()
 
     def versions(ds: str) -> list[str]:
         names = sorted(p.name for p in (root / ds).iterdir() if p.is_dir())
-        systems = [n for n in names if n not in ("_noisy", "_clean")]
+        # The "noisy" system's output is the input itself: it is shown once, as "noisy".
+        systems = [n for n in names if n.lstrip("_") not in ("noisy", "clean")]
         return ["_noisy", *_ordered(pd.Series(systems)), "_clean"]
 
-    def refresh_files(*_):
-        files = sorted(p.stem for p in (root / pick_dataset.value / "_noisy").glob("*.wav"))
-        pick_file.options = files
-        if files:
-            pick_file.value = files[0]
-
     def show(*_):
-        out.clear_output()
         if not pick_file.value:
+            players.children = []
             return
-        with out:
-            for version in versions(pick_dataset.value):
-                path = root / pick_dataset.value / version / f"{pick_file.value}.wav"
-                if not path.exists():
-                    continue
+        shown = []
+        for version in versions(pick_dataset.value):
+            path = root / pick_dataset.value / version / f"{pick_file.value}.wav"
+            if path.exists():
                 # read_audio names the file if it is corrupt; the player keeps the file's own rate.
                 audio, sr = read_audio(path, sample_rate=None)
-                display(widgets.HTML(f"<b>{version.strip('_')}</b>"))
-                display(Audio(audio[0].numpy(), rate=sr, normalize=False))
+                shown.append(audio_player(version.strip("_"), audio, sr))
+        players.children = shown
 
-    pick_dataset.observe(refresh_files, names="value")
+    def pick(*_):
+        refill(pick_file, sorted(p.stem for p in (root / pick_dataset.value / "_noisy").glob("*.wav")), show)
+
+    pick_dataset.observe(pick, names="value")
     pick_file.observe(show, names="value")
-    refresh_files()
-    show()
-    return widgets.VBox([widgets.HBox([pick_dataset, pick_file]), out])
+    pick()
+    return widgets.VBox([widgets.HBox([pick_dataset, pick_file]), players])

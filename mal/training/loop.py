@@ -14,14 +14,21 @@ Order of building (it matters):
    optimiser state loads into every stage-2 branch. Frozen parameters never get a gradient (``grad`` stays
    ``None``), and torch's Adam/AdamW skip such parameters entirely: no update, no weight decay, state kept;
 5. DDP (which only synchronises parameters that require grad) and ``torch.compile`` wrap the forward.
+
+Nothing in ``run_dir`` changes until all of that succeeded. A fresh start (or an overwrite) then moves an
+earlier run's files into ``run_dir/.previous-run/`` and deletes them only once the new run's first checkpoint
+has landed; if the new run fails before that, they are moved back (and a run killed before that gets them
+back on its next start).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -32,9 +39,10 @@ from torch import nn
 
 import mal
 from mal.config import ConfigError
-from mal.io import atomic_write_json
+from mal.device import resolve_device
+from mal.io import atomic_write_json, remove_orphan_temps
 from mal.losses._frozen import freeze
-from mal.training.checkpoint import read_training_checkpoint, save_training_checkpoint, set_rng_state
+from mal.training.checkpoint import file_sha256, read_training_checkpoint, save_training_checkpoint, set_rng_state
 from mal.training.config import HIGHER_IS_BETTER, TrainConfig
 from mal.training.data import batch_at, training_loader, validation_items
 from mal.training.distributed import DistContext, setup
@@ -46,10 +54,16 @@ log = logging.getLogger("mal.train")
 
 IfExists = Literal["error", "resume", "overwrite"]
 
-# Parameter groups of the weight-change log: "" = every parameter, then the SEModel halves.
-WEIGHT_GROUPS = ("", "encoder", "decoder")
+# Parameter groups of the weight-change log ("" = every parameter, then the SEModel halves) → the logged column.
+WEIGHT_CHANGE = {"": "weight_change", "encoder": "weight_change_encoder", "decoder": "weight_change_decoder"}
 # Config fields that may differ between a run and its resumption: they change how, not what, is computed.
+# run_dir and init_checkpoint are where things are, not what they hold: a moved run folder still resumes (the
+# warm-up's content is checked by its hash instead).
 RESUMABLE_CHANGES = {"device", "threads", "progress", "data.num_workers", "log_every", "compile"}
+LOCATION_FIELDS = {"run_dir", "init_checkpoint"}
+# What a run writes into its run_dir; an overwrite moves these into SET_ASIDE until its first checkpoint lands.
+RUN_ARTEFACTS = ("checkpoints", "history.jsonl", "summary.json", "figures", "config.yaml")
+SET_ASIDE = ".previous-run"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -77,14 +91,6 @@ class TrainResult:
     best_checkpoint: Path | None
     history: Path
     model: nn.Module
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("TrainConfig.device='cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -142,7 +148,8 @@ class Trainer:
         self.history = HistoryWriter(self.run_dir / "history.jsonl")
         self.config_dict = cfg.to_dict()
 
-        resume_ckpt = self._prepare_run_dir(if_exists)
+        resume_ckpt = self._check_run_dir(if_exists)
+        self.resumed = resume_ckpt is not None
 
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
@@ -150,9 +157,13 @@ class Trainer:
 
         self.model = mal.models.build(cfg.model.name, **cfg.model.hparams)
         init_ckpt = None
+        self.init_sha256: str | None = None
         if cfg.stage == "stage2":
             init_ckpt = read_training_checkpoint(cfg.init_checkpoint)
+            self.init_sha256 = file_sha256(cfg.init_checkpoint)
             self._check_same_model(init_ckpt, cfg.init_checkpoint)
+            if resume_ckpt is not None:
+                self._check_same_init(resume_ckpt)
             self.model.load_state_dict(init_ckpt["model_state"])
         self.model.to(device)
         # The weights this stage starts from (a resumed run rebuilds the same ones above: the warm-up's checkpoint
@@ -213,7 +224,14 @@ class Trainer:
         self.forward_model = fwd
 
     # ----------------------------------------------------------------------------------------------- setup
-    def _prepare_run_dir(self, if_exists: IfExists) -> dict[str, Any] | None:
+    def _check_run_dir(self, if_exists: IfExists) -> dict[str, Any] | None:
+        """The checkpoint to resume from, or None for a fresh start; changes nothing but leftovers of a kill."""
+        if self.dctx.is_main:
+            self._recover_set_aside()
+            orphans = remove_orphan_temps(self.run_dir) + remove_orphan_temps(self.ckpt_dir)
+            if orphans:
+                log.warning("removed %d temporary file(s) left by a killed write: %s", len(orphans), orphans)
+        self.dctx.barrier()
         exists = self.last_path.is_file()
         if exists and if_exists == "error":
             raise FileExistsError(
@@ -223,26 +241,70 @@ class Trainer:
             )
         if exists and if_exists == "resume":
             ckpt = read_training_checkpoint(self.last_path)
-            changed = [k for k in _flat_diff(ckpt["config"] or {}, self.config_dict) if k not in RESUMABLE_CHANGES]
+            ignored = RESUMABLE_CHANGES | LOCATION_FIELDS
+            changed = [k for k in _flat_diff(ckpt["config"] or {}, self.config_dict) if k not in ignored]
             if changed:
                 raise ConfigError(
                     f"cannot resume {self.run_dir}: the config differs from the checkpoint's in {changed}; "
                     "resume with the same config or start a new run_dir"
                 )
             return ckpt
+        return None
+
+    def _start_fresh(self) -> None:
+        """Set an earlier run's files aside (see the module docstring) and write this run's config."""
         if self.dctx.is_main:
-            # A fresh start: whatever an earlier run left here (an overwritten run, or the history of one killed
-            # before its first checkpoint) would otherwise mix with this run's rows.
-            for name in ("checkpoints", "history.jsonl", "summary.json", "figures"):
-                target = self.run_dir / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
+            # Whatever an earlier run left here (an overwritten run, or the history of one killed before its
+            # first checkpoint) would otherwise mix with this run's rows.
+            present = [name for name in RUN_ARTEFACTS if (self.run_dir / name).exists()]
+            if present:
+                aside = self.run_dir / SET_ASIDE
+                aside.mkdir(parents=True)
+                for name in present:
+                    os.replace(self.run_dir / name, aside / name)
+                log.info("moved the previous run's %s to %s until the first checkpoint", present, aside)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.cfg.save(self.run_dir / "config.yaml")
         self.dctx.barrier()
-        return None
+
+    def _discard_set_aside(self) -> None:
+        aside = self.run_dir / SET_ASIDE
+        if aside.is_dir():
+            shutil.rmtree(aside)
+
+    def _restore_set_aside(self) -> None:
+        """Put the previous run back in place of this one, which ended before its first checkpoint."""
+        aside = self.run_dir / SET_ASIDE
+        if not aside.is_dir():
+            return
+        for name in RUN_ARTEFACTS:
+            target = self.run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            if (aside / name).exists():
+                os.replace(aside / name, target)
+        aside.rmdir()
+        log.warning("this run ended before its first checkpoint: the previous run in %s is back", self.run_dir)
+
+    def _recover_set_aside(self) -> None:
+        """After a kill: the new run's checkpoint landed → drop the old run, otherwise → bring it back."""
+        if (self.run_dir / SET_ASIDE).is_dir():
+            if self.last_path.is_file():
+                self._discard_set_aside()
+            else:
+                self._restore_set_aside()
+
+    def _check_same_init(self, resume_ckpt: dict[str, Any]) -> None:
+        recorded = resume_ckpt["training"].get("init_sha256")
+        if recorded != self.init_sha256:
+            raise ConfigError(
+                f"cannot resume {self.run_dir}: its warm-up checkpoint {self.cfg.init_checkpoint} is not the file "
+                f"this run started from (SHA-256 {self.init_sha256[:12]}…, the run recorded "
+                f"{str(recorded)[:12]}…). The frozen MAL target is rebuilt from it, so resuming would change the "
+                "result: restore the original warm-up checkpoint or start a new run_dir"
+            )
 
     def _check_same_model(self, ckpt: dict[str, Any], where: str) -> None:
         if ckpt["model_class"] != self.model.name or ckpt["hparams"] != self.model.hparams:
@@ -332,6 +394,7 @@ class Trainer:
             loss_weights=dict(self.objective.weights),
             skipped_steps=self.skipped,
             train_seconds=self.train_seconds,
+            init_sha256=self.init_sha256,
         )
 
     def _non_finite(self, what: str, detail: str) -> None:
@@ -339,8 +402,8 @@ class Trainer:
         where = f"global step {self.step} ({self.cfg.stage} step {self.step - self.stage_start + 1}/{self.cfg.steps})"
         if self.cfg.nan_policy == "stop":
             raise NonFiniteLossError(
-                f"{where}: {what} is not finite ({detail}). No checkpoint was written for this step; "
-                f"{self.last_path} is the last good state. Lower optim.lr, tighten optim.grad_clip, or set "
+                f"{where}: {what} is not finite ({detail}). No checkpoint was written for this step (the "
+                f"latest one, if any, is {self.last_path}). Lower optim.lr, tighten optim.grad_clip, or set "
                 "nan_policy='skip' to skip such steps."
             )
         self.skipped += 1
@@ -359,7 +422,7 @@ class Trainer:
         100-step stage 2 moved the weights by about 0.3 %, too little for any loss to show). The groups follow
         the SEModel contract (every parameter is ``encoder.*`` or ``decoder.*``).
         """
-        sums = {group: torch.zeros(2, dtype=torch.float64, device=self.device) for group in WEIGHT_GROUPS}
+        sums = {group: torch.zeros(2, dtype=torch.float64, device=self.device) for group in WEIGHT_CHANGE}
         for name, p in self.model.named_parameters():
             start = self.start_weights[name]
             moved = torch.stack([(p - start).double().square().sum(), start.double().square().sum()])
@@ -370,9 +433,7 @@ class Trainer:
         out = {}
         for group, total in sums.items():
             moved, start = total.tolist()
-            out[f"weight_change_{group}" if group else "weight_change"] = (
-                math.sqrt(moved / start) if start else math.nan
-            )
+            out[WEIGHT_CHANGE[group]] = math.sqrt(moved / start) if start else math.nan
         return out
 
     def _loss_stats(self) -> dict[str, float]:
@@ -423,7 +484,22 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ the run
     def run(self) -> TrainResult:
+        """Train to ``end_step``, write ``summary.json``; a fresh run first sets an earlier one aside."""
+        if not self.resumed:
+            self._start_fresh()
+        try:
+            return self._run()
+        except BaseException:
+            if self.dctx.is_main:
+                self._restore_set_aside()  # a no-op once this run's first checkpoint has landed
+            raise
+
+    def _run(self) -> TrainResult:
         cfg, dctx = self.cfg, self.dctx
+        if self.resumed and self.step >= self.end_step:
+            # Resuming a finished run: keep its summary (rebuild it only if the kill came before it was written).
+            log.info("%s already finished at global step %d; nothing to train", self.run_dir, self.step)
+            return self._result(self._finished_summary() if dctx.is_main else {})
         wall_start = time.perf_counter()
         valid_items = validation_items(cfg.data) if dctx.is_main else []
         noisy_scores = self._noisy_scores(valid_items) if dctx.is_main else {}
@@ -498,6 +574,7 @@ class Trainer:
                     last_valid = self._validate(valid_items)
                 if do_ckpt:
                     self._save(self.last_path)
+                    self._discard_set_aside()
                 window_start += time.perf_counter() - pause  # validation and checkpoints are not step time
         bar.close()
         in_sync = dctx.replicas_identical(self.model, self.device)
@@ -508,6 +585,9 @@ class Trainer:
         if dctx.is_main:
             summary = self._summary(last_train, last_valid, noisy_scores, wall)
             atomic_write_json(self.run_dir / "summary.json", summary)
+        return self._result(summary)
+
+    def _result(self, summary: dict[str, Any]) -> TrainResult:
         self.model.eval()
         return TrainResult(
             run_dir=self.run_dir,
@@ -518,6 +598,40 @@ class Trainer:
             history=self.history.path,
             model=self.model,
         )
+
+    def _finished_summary(self) -> dict[str, Any]:
+        """The summary a finished run wrote; rebuilt from its history when missing or not for this step."""
+        path = self.run_dir / "summary.json"
+        try:
+            summary = json.loads(path.read_text())
+            if summary.get("global_step") == self.step:
+                return summary
+        except (OSError, ValueError):
+            pass
+        noisy = self._noisy_scores(validation_items(self.cfg.data))
+        train, valid = self._final_rows_from_history()
+        summary = self._summary(train, valid, noisy, wall=math.nan)  # the wall time of the lost process is unknown
+        atomic_write_json(path, summary)
+        return summary
+
+    def _final_rows_from_history(self) -> tuple[dict[str, float], dict[str, float]]:
+        """The train means and validation scores logged at ``self.step`` (what the summary reports)."""
+        # Not train means: bookkeeping, and the weight change, which the summary reports on its own (_summary).
+        bookkeeping = {
+            "step",
+            "stage",
+            "kind",
+            "step_time_s",
+            "samples_per_s",
+            "skipped_steps",
+            *WEIGHT_CHANGE.values(),
+        }
+        rows = [r for r in read_rows(self.history.path) if r.get("step") == self.step]
+        found: dict[str, dict[str, float]] = {"train": {}, "valid": {}}
+        for row in rows:
+            if row.get("kind") in found:
+                found[row["kind"]] = {k: (math.nan if v is None else v) for k, v in row.items() if k not in bookkeeping}
+        return found["train"], found["valid"]
 
     def _noisy_scores(self, items: list[tuple[torch.Tensor, torch.Tensor, str]]) -> dict[str, float]:
         """The unprocessed input's metrics on the validation subset: the bar every model must clear."""
@@ -551,6 +665,7 @@ class Trainer:
             "model": self.cfg.model.name,
             "params": sum(p.numel() for p in self.model.parameters()),
             "init_checkpoint": self.cfg.init_checkpoint or None,
+            "init_sha256": self.init_sha256,
             "steps": done,
             "start_step": self.stage_start,
             "global_step": self.step,

@@ -9,9 +9,9 @@ from mal.config import ConfigError
 def test_defaults_validate_and_round_trip(tmp_path) -> None:
     cfg = AnalysisConfig()
     # Run alone, the notebook looks at the quick study's first comparison, at the checkpoints that count.
-    assert list(cfg.checkpoints) == ["warmup-specmask", "specmask-baseline", "specmask-mal-all"]
+    assert list(cfg.checkpoints) == ["warmup-bandcrn", "bandcrn-baseline", "bandcrn-mal-all"]
     assert all(p.startswith("runs/quick/") and p.endswith("/checkpoints/last.pt") for p in cfg.checkpoints.values())
-    assert cfg.judge_labels == ["warmup-specmask"] and cfg.metric_list == ["pesq_wb", "stoi", "si_sdr"]
+    assert cfg.judge_labels == ["warmup-bandcrn"] and cfg.metric_list == ["pesq_wb", "stoi", "si_sdr"]
     path = cfg.save(tmp_path / "config.yaml")
     assert AnalysisConfig.load(path) == cfg
 

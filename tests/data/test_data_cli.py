@@ -35,6 +35,6 @@ def test_build_reuses_and_verify_fails_on_damage(
 
 def test_errors_are_reported_not_raised(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["corpus", "build", "--profile", "smoke", "--sources", "asterisk-en", "--root", str(tmp_path)]) == 1
-    assert "in-domain noise" in capsys.readouterr().out
+    assert "in-domain noise" in capsys.readouterr().err
     assert main(["corpus", "summary", str(tmp_path)]) == 1
-    assert "not a built mal-offline corpus" in capsys.readouterr().out
+    assert "not a built mal-offline corpus" in capsys.readouterr().err

@@ -67,7 +67,15 @@ def test_weighted_sum_checks_shapes_first() -> None:
 
 def test_loss_config_defaults_and_yaml_round_trip(tmp_path) -> None:
     cfg = LossConfig()
-    assert cfg.weights() == {"l1": 1.0, "mrstft": 1.0, "sisdr": 0.0, "mal": 0.0, "deep_feature": 0.0, "lossnet": 0.0}
+    assert cfg.weights() == {
+        "l1": 1.0,
+        "mrstft": 1.0,
+        "spectral": 0.0,
+        "sisdr": 0.0,
+        "mal": 0.0,
+        "deep_feature": 0.0,
+        "lossnet": 0.0,
+    }
     custom = LossConfig.from_params({"mal": 1.75, "mal_layers": [0, 1, -1], "mal_variant": "frozen-fe"})
     path = custom.save(tmp_path / "loss.yaml")
     assert LossConfig.load(path) == custom

@@ -12,7 +12,16 @@ import mal.models
 TINY: dict[str, dict[str, Any]] = {
     "waveunet": {"depth": 2, "hidden": 4, "lstm_layers": 1},
     "specmask": {"depth": 2, "hidden": 4, "gru_hidden": 16},
+    "bandcrn": {"channels": 4, "rnn_blocks": 1},
 }
+# How many entries Encoded.layers has for each tiny model (the blocks before the sequence model).
+TINY_LAYERS: dict[str, int] = {"waveunet": 2, "specmask": 2, "bandcrn": 5}
+
+
+@pytest.fixture
+def tiny_layers() -> dict[str, int]:
+    """Registered name → number of ``Encoded.layers`` of its tiny version."""
+    return TINY_LAYERS
 
 
 @pytest.fixture

@@ -47,18 +47,34 @@ def assert_committed_clean(notebook: Path, smoke: Path) -> dict[str, dict]:
     return params
 
 
-def execute(notebook: Path, params: dict, out: Path) -> dict:
+def execute(notebook: Path, params: dict, out: Path, interactive: bool = True) -> dict:
     """Run the notebook headless (kernel "python3", working directory ``out.parent``) and return its summary.json.
 
     Args:
         notebook: the committed notebook.
         params: papermill parameters; must include ``run_dir``, where the notebook writes summary.json.
         out: where the executed copy of the notebook is written.
+        interactive: the ``interactive`` parameter. True by default, so the widgets are built as a student in
+            JupyterLab meets them (the pipeline's smoke study runs every notebook with the default, False).
+            Notebooks without widgets (02, 05) do not declare it and ignore it.
     """
     pm.execute_notebook(
-        str(notebook), str(out), parameters=params, kernel_name="python3", cwd=str(out.parent), progress_bar=False
+        str(notebook),
+        str(out),
+        parameters={**params, "interactive": interactive},
+        kernel_name="python3",
+        cwd=str(out.parent),
+        progress_bar=False,
     )
     return json.loads((Path(params["run_dir"]) / "summary.json").read_text())
+
+
+def widget_models(executed: Path) -> list[str]:
+    """Model names (e.g. ``"AudioModel"``) of every widget the kernel created, from the widget state papermill saves
+    in the executed notebook's metadata."""
+    nb = nbformat.read(executed, as_version=4)
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    return sorted(model["model_name"] for model in state.values())
 
 
 def tiny_checkpoints(folder: Path, tiny: dict[str, tuple[str, dict]]) -> dict[str, str]:

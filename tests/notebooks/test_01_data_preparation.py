@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from notebook_checks import assert_committed_clean, execute, notebook_files, smoke_parameters
+from notebook_checks import assert_committed_clean, execute, notebook_files, smoke_parameters, widget_models
 
 NOTEBOOK, SMOKE = notebook_files("01_data_preparation")
 
@@ -40,3 +40,5 @@ def test_notebook_runs_headless_with_smoke_parameters(smoke_corpus: Path, mal_ra
     for stem in ("durations", "snr", "noise_types", "examples"):
         assert (run_dir / "figures" / f"{stem}.png").is_file() and (run_dir / "figures" / f"{stem}.svg").is_file()
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["corpus"]["profile"] == "smoke"
+    models = widget_models(tmp_path / "out.ipynb")  # the pair player: split and item, clean and noisy players
+    assert models.count("DropdownModel") == 2 and models.count("AudioModel") == 2

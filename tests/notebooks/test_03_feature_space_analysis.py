@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from notebook_checks import assert_committed_clean, execute, notebook_files, smoke_parameters, tiny_checkpoints
+from notebook_checks import (
+    assert_committed_clean,
+    execute,
+    notebook_files,
+    smoke_parameters,
+    tiny_checkpoints,
+    widget_models,
+)
 
 NOTEBOOK, SMOKE = notebook_files("03_feature_space_analysis")
 TINY = {
@@ -64,3 +71,5 @@ def test_notebook_runs_headless_with_smoke_parameters(smoke_corpus, tmp_path) ->
     for table in [*tables, "self_consistency_decay", "self_consistency_vs_reference"]:
         assert (run / "tables" / f"{table}.csv").is_file()
     assert (run / "config.yaml").is_file()
+    models = widget_models(tmp_path / "out.ipynb")  # the feature explorer: three pickers, figure, player
+    assert models.count("DropdownModel") == 3 and models.count("ImageModel") == 1 and models.count("AudioModel") == 1

@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 
 import pytest
-from notebook_checks import assert_committed_clean, execute, notebook_files, smoke_parameters, tiny_checkpoints
+from notebook_checks import (
+    assert_committed_clean,
+    execute,
+    notebook_files,
+    smoke_parameters,
+    tiny_checkpoints,
+    widget_models,
+)
 
 NOTEBOOK, SMOKE = notebook_files("04_cross_dataset_evaluation")
 TINY = {
@@ -48,3 +55,5 @@ def test_notebook_runs_headless_with_smoke_parameters(smoke_corpus, tmp_path) ->
         assert (run_dir / "figures" / f"{stem}.png").is_file() and (run_dir / "figures" / f"{stem}.svg").is_file()
     assert (run_dir / "tables" / "per_file.csv").is_file() and (run_dir / "config.yaml").is_file()
     assert any((run_dir / "tables" / "audio").rglob("*.wav"))
+    models = widget_models(tmp_path / "out.ipynb")  # the A/B player: noisy, every other system, clean
+    assert models.count("DropdownModel") == 2 and models.count("AudioModel") == len(systems) + 1

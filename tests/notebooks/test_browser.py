@@ -144,7 +144,7 @@ def _parameters(name: str, folder: Path, corpus: Path, raw_dir: Path) -> dict:
     if name == "01_data_preparation":
         params.update(data_root=str(corpus), raw_dir=str(raw_dir))
     elif name == "02_training":
-        params.update(base_config=str(ROOT / params["base_config"]), corpus_root=str(corpus))
+        params.update(corpus_root=str(corpus))
     elif name in ("03_feature_space_analysis", "04_cross_dataset_evaluation"):
         tiny = TINY_03 if name.startswith("03") else TINY_04
         params.update(data_root=str(corpus), checkpoints=tiny_checkpoints(folder, tiny))

@@ -14,13 +14,13 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from benchmarks.bench_models import forward_seconds
+from benchmarks.bench_train_step import interleaved_step_times
 from mal.train import TrainConfig
 from mal.training.distributed import DistContext
 from mal.training.loop import Trainer, resolve_device
@@ -73,26 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             trainers = make_trainers(args, Path(tmp))
             device = trainers[0].device
-            torch.manual_seed(0)
-            clean = 0.1 * torch.randn(args.batch, 1, int(args.seconds * 16000), device=device)
-            noisy = clean + 0.05 * torch.randn_like(clean)
-
-            def timed_step(trainer: Trainer) -> float:
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                start = time.perf_counter()
-                trainer.train_step(noisy, clean)
-                trainer.schedule.step()
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                return time.perf_counter() - start
-
-            for trainer in trainers:  # warm-up: allocator, autotuning
-                timed_step(trainer)
-            samples: list[list[float]] = [[] for _ in trainers]
-            for _ in range(args.repeats):
-                for trainer, times in zip(trainers, samples, strict=True):
-                    times.append(timed_step(trainer))
+            samples = interleaved_step_times(trainers, args.batch, args.seconds, args.repeats)
             models = [trainer.model.eval() for trainer in trainers]
             wav = 0.1 * torch.randn(1, 1, 10 * 16000, device=device)
             rtf = [seconds / 10 for seconds in forward_seconds(models, wav, args.repeats)]

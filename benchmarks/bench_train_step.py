@@ -61,6 +61,40 @@ def make_trainers(args: argparse.Namespace, root: Path) -> list[Trainer]:
     return trainers
 
 
+def interleaved_step_times(
+    trainers: list[Trainer], batch: int, seconds: float, repeats: int, warmup_steps: int = 1
+) -> list[list[float]]:
+    """Wall seconds of ``repeats`` training steps per trainer, the trainers taking turns within each round.
+
+    Every trainer steps on the same synthetic batch (``batch`` × ``seconds`` of noise-like speech stand-in), after
+    ``warmup_steps`` untimed steps each (allocator, autotuning, compilation). Taking turns makes load bursts from
+    other processes hit every trainer alike, so the ratios between them hold on a shared machine.
+    """
+    device = trainers[0].device
+    torch.manual_seed(0)
+    clean = 0.1 * torch.randn(batch, 1, int(seconds * 16000), device=device)
+    noisy = clean + 0.05 * torch.randn_like(clean)
+
+    def timed_step(trainer: Trainer) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        trainer.train_step(noisy, clean)
+        trainer.schedule.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    for trainer in trainers:
+        for _ in range(warmup_steps):
+            timed_step(trainer)
+    samples: list[list[float]] = [[] for _ in trainers]
+    for _ in range(repeats):
+        for trainer, times in zip(trainers, samples, strict=True):
+            times.append(timed_step(trainer))
+    return samples
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="specmask", help="registered model name (default hyperparameters)")
@@ -76,27 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             trainers = make_trainers(args, Path(tmp))
             device = trainers[0].device
-            torch.manual_seed(0)
-            clean = 0.1 * torch.randn(args.batch, 1, int(args.seconds * 16000), device=device)
-            noisy = clean + 0.05 * torch.randn_like(clean)
-
-            def timed_step(trainer: Trainer) -> float:
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                start = time.perf_counter()
-                trainer.train_step(noisy, clean)
-                trainer.schedule.step()
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                return time.perf_counter() - start
-
-            for trainer in trainers:  # warm-up: allocator, autotuning, compilation
-                timed_step(trainer)
-                timed_step(trainer)
-            samples: list[list[float]] = [[] for _ in trainers]
-            for _ in range(args.repeats):
-                for trainer, times in zip(trainers, samples, strict=True):
-                    times.append(timed_step(trainer))
+            samples = interleaved_step_times(trainers, args.batch, args.seconds, args.repeats, warmup_steps=2)
         finally:
             torch.set_num_threads(previous)
     medians = [statistics.median(s) for s in samples]

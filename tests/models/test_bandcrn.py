@@ -16,8 +16,8 @@ def test_band_edges_cover_every_bin_once() -> None:
     assert edges[:66] == list(range(66)) and edges[-1] == 257 and len(edges) == 65 + 64 + 1
     assert all(b > a for a, b in zip(edges, edges[1:], strict=False))
     widths = [b - a for a, b in zip(edges[65:], edges[66:], strict=False)]
-    assert widths == sorted(widths) or max(widths) > 1  # ERB bands widen towards high frequencies
-    assert widths[-1] >= widths[0]
+    # ERB bands widen towards high frequencies (up to rounding to whole bins): 1–2 bins at 2 kHz, 5–6 at 8 kHz.
+    assert max(widths[:8]) <= 2 and min(widths[-8:]) >= 4
     merge, split = band_matrices(edges)
     assert merge.shape == (257, 129) and split.shape == (129, 257)
     torch.testing.assert_close(merge.sum(dim=0), torch.ones(129))  # each band averages its bins

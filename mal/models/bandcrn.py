@@ -46,6 +46,7 @@ from mal.models.base import Encoded, SEModel, as_batch
 from mal.models.specmask import FreqUpBlock, conv_out_size, istft, padded_length, stft
 
 SCALE_FLOOR = 1e-5  # floor of the RMS used to normalise the input (full scale = 1), so silence stays finite
+DILATIONS = (1, 2, 5)  # time dilations of the three depth-wise blocks: about 20 frames of context with kernel 3
 
 
 def erb_rate(freq_hz: float) -> float:
@@ -226,9 +227,6 @@ class BandCRNDecoder(nn.Module):
         for block, skip in zip(self.up, reversed(skips[:2]), strict=True):
             x = block(x + skip)
         return x
-
-
-DILATIONS = (1, 2, 5)
 
 
 class BandCRN(SEModel):

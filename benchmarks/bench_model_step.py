@@ -20,10 +20,8 @@ from typing import Any
 import torch
 
 from benchmarks.bench_models import forward_seconds
-from benchmarks.bench_train_step import interleaved_step_times
-from mal.train import TrainConfig
-from mal.training.distributed import DistContext
-from mal.training.loop import Trainer, resolve_device
+from benchmarks.bench_train_step import interleaved_step_times, timing_trainer
+from mal.training.loop import Trainer
 
 OLD_LOSS: dict[str, Any] = {"l1": 1.0, "mrstft": 1.0}
 SPECTRAL_LOSS: dict[str, Any] = {"l1": 0.0, "mrstft": 0.0, "spectral": 1.0, "sisdr": 0.01}
@@ -40,24 +38,10 @@ ARMS: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
 
 
 def make_trainers(args: argparse.Namespace, root: Path) -> list[Trainer]:
-    device = resolve_device(args.device)
-    trainers = []
-    for i, (_, model, hparams, loss) in enumerate(ARMS):
-        cfg = TrainConfig.from_params(
-            {
-                "run_dir": str(root / f"r{i}"),
-                "steps": 10_000,
-                "model": {"name": model, "hparams": hparams},
-                "data": {"batch_size": args.batch, "segment_seconds": args.seconds},
-                "loss": loss,
-                "device": args.device,
-                "threads": args.threads,
-                "progress": False,
-            }
-        )
-        trainers.append(Trainer(cfg, DistContext(), device, if_exists="overwrite"))
-        trainers[-1].model.train()
-    return trainers
+    return [
+        timing_trainer(root / f"r{i}", args, {"model": {"name": model, "hparams": hparams}, "loss": loss})
+        for i, (_, model, hparams, loss) in enumerate(ARMS)
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

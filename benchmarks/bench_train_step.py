@@ -37,28 +37,40 @@ RECIPES: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
+def timing_trainer(run_dir: Path, args: argparse.Namespace, fields: dict[str, Any]) -> Trainer:
+    """A :class:`Trainer` in training mode for step timing: ``fields`` (model, loss, …) over the settings every
+    timed arm shares (batch and segment length, device, threads, no progress bar, a schedule that never ends)."""
+    cfg = TrainConfig.from_params(
+        {
+            "run_dir": str(run_dir),
+            "steps": 10_000,
+            "data": {"batch_size": args.batch, "segment_seconds": args.seconds},
+            "device": args.device,
+            "threads": args.threads,
+            "progress": False,
+            **fields,
+        }
+    )
+    trainer = Trainer(cfg, DistContext(), resolve_device(args.device), if_exists="overwrite")
+    trainer.model.train()
+    return trainer
+
+
 def make_trainers(args: argparse.Namespace, root: Path) -> list[Trainer]:
-    device = resolve_device(args.device)
-    trainers = []
-    for i, (_, recipe, loss) in enumerate(RECIPES):
-        cfg = TrainConfig.from_params(
+    return [
+        timing_trainer(
+            root / f"r{i}",
+            args,
             {
-                "run_dir": str(root / f"r{i}"),
                 "recipe": recipe,
                 "calibrate": {},  # calibration reads a batch of the corpus; the step cost does not depend on it
-                "steps": 10_000,
                 "model": {"name": args.model, "hparams": {}},
-                "data": {"batch_size": args.batch, "segment_seconds": args.seconds},
                 "loss": loss,
-                "device": args.device,
-                "threads": args.threads,
                 "compile": args.compile,
-                "progress": False,
-            }
+            },
         )
-        trainers.append(Trainer(cfg, DistContext(), device, if_exists="overwrite"))
-        trainers[-1].model.train()
-    return trainers
+        for i, (_, recipe, loss) in enumerate(RECIPES)
+    ]
 
 
 def interleaved_step_times(

@@ -75,6 +75,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
         return tp.from_params(value, _where=where)
     if tp is float:
+        if isinstance(value, str):
+            # PyYAML (YAML 1.1) reads "3e-4" without a dot as a string; it is a number to every reader.
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
         return float(value)

@@ -99,3 +99,14 @@ def test_overrides_set_dotted_keys_and_refuse_values_as_sections() -> None:
     with pytest.raises(ConfigError, match="not a section"):
         apply_overrides({"optim": 1}, {"optim.lr": 3e-4})
     assert flatten({"a": {"b": 1, "c": {}}}) == {"a.b": 1, "a.c": {}}
+
+
+def test_exponent_without_a_dot_is_a_number() -> None:
+    # PyYAML reads "2e-4" as a string; `--set optim.lr=2e-4` and `lr: 2e-4` in a YAML file must still work.
+    from mal.config import parse_override
+    from mal.training.config import TrainConfig
+
+    key, value = parse_override("optim.lr=2e-4")
+    assert TrainConfig.from_params({key.split(".")[0]: {"lr": value}}).optim.lr == pytest.approx(2e-4)
+    with pytest.raises(ConfigError, match="expected a number"):
+        TrainConfig.from_params({"optim": {"lr": "fast"}})

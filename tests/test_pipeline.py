@@ -29,8 +29,11 @@ def test_quick_graph_links_every_step(tmp_path) -> None:
     sys = steps["bandcrn-mal-all"]
     assert sys.params["init_checkpoint"] == str(cfg.run_dir("warmup-bandcrn") / "checkpoints" / "last.pt")
     assert sys.params["model"] == "bandcrn" and sys.params["stage"] == "stage2"
-    # ...and its peak learning rate, so the cosine continues where the warm-up left it.
-    assert sys.params.get("lr") == warm.params.get("lr")
+    # ...and the stage-2 schedule the study declares (a constant rate after the warm-up's cosine), re-matched to
+    # the conventional gradient every 25 steps; the warm-up's settings are its own.
+    stage2 = TrainConfig.from_parameters({k: v for k, v in sys.params.items() if k != "if_exists"})
+    assert (stage2.optim.schedule, stage2.optim.lr, stage2.steps, stage2.calibrate_every) == ("constant", 2e-4, 400, 25)
+    assert warm.params.get("lr") == 0.002 and stage2.optim.lr_warmup_steps == 100  # the ramp is long over by step 1200
     assert steps["bandcrn-lossnet"].params["overrides"]["loss.lossnet_path"].endswith("lossnet/lossnet.pt")
     # Systems name a recipe preset; the branch's loss is the preset's over the warm-up's conventional terms.
     assert steps["bandcrn-mal-frozen"].params["recipe"] == "mal-frozen"
@@ -53,8 +56,9 @@ def test_quick_graph_links_every_step(tmp_path) -> None:
     assert set(evaluated) == {n for n, s in steps.items() if s.notebook == "02_training"}
     assert all(p.endswith("checkpoints/last.pt") for p in evaluated.values())
     assert set(steps["evaluation"].deps) == set(evaluated)
-    # One seed and one corpus for everything.
-    assert {s.params["seed"] for s in steps.values()} == {cfg.seed}
+    # One study seed for the corpus, the warm-up and the statistics; stage 2 runs every system at seeds 0, 1, 2.
+    assert {s.params["seed"] for n, s in steps.items() if n in ("corpus", "warmup-bandcrn", "evaluation")} == {cfg.seed}
+    assert {steps[f"bandcrn-mal-all{sfx}"].params["seed"] for sfx in ("", "-s1", "-s2")} == {0, 1, 2}
     roots = {s.params.get("data_root", s.params.get("corpus_root")) for s in steps.values()}
     assert roots == {str(cfg.corpus_root)}
 
@@ -81,8 +85,8 @@ def test_seeds_grid_runs_every_system_per_seed_from_one_warmup(tmp_path) -> None
     assert set(runs) <= set(steps["evaluation"].params["checkpoints"])
     control = cfg.training_config("specmask-frozen-encoder-s1")
     assert control.freeze_encoder and control.seed == 1 and control.stage == "stage2"
-    # Without seeds, the quick study's runs are its systems, as before.
-    assert list(_quick(tmp_path).system_runs()) == list(_quick(tmp_path).all_systems())
+    # Without seeds, a study's runs are its systems.
+    assert list(_quick(tmp_path, seeds=[]).system_runs()) == list(_quick(tmp_path).all_systems())
 
 
 def test_results_pair_within_seeds_and_show_step_sizes(tmp_path) -> None:
@@ -117,7 +121,7 @@ def test_changed_parameter_reruns_only_what_depends_on_it(tmp_path) -> None:
     systems = {**cfg.systems, "bandcrn-mal-all": {**cfg.systems["bandcrn-mal-all"], "calibrate.mal": 2.0}}
     after = fingerprints(build_steps(cfg.replace(systems=systems)))
     changed = {name for name in before if before[name] != after[name]}
-    assert changed == {"bandcrn-mal-all", "analysis", "evaluation"}
+    assert changed == {"bandcrn-mal-all", "bandcrn-mal-all-s1", "bandcrn-mal-all-s2", "analysis", "evaluation"}
     warm = fingerprints(build_steps(cfg.replace(warmup={**cfg.warmup, "bandcrn": {"optim.lr": 3e-4}})))
     changed = {name for name in before if before[name] != warm[name]}
     # The warm-up, every branch of it, the analysis (the warm-up's encoder is its judge) and the evaluation.

@@ -141,11 +141,17 @@ BRANCHES = {  # name → (recipe, loss settings over the recipe's)
     "frozen-fe": ("mal-frozen-fe", {"mal": 1.0, "mal_variant": "frozen-fe", "mal_layers": "all"}),
     "dynamic": ("mal-dynamic", {"mal": 0.5, "mal_variant": "dynamic", "mal_layers": "bottleneck"}),
     "matched": ("mal-frozen-all", {}),  # the preset as it is: calibrated by gradient norm
+    "recalibrated": ("mal-frozen-all", {}),  # calibrated again before every step (calibrate_every=1)
     "frozen-encoder": ("conventional-frozen-encoder", {}),  # the control of frozen-fe
     "random-encoder": ("mal-random-encoder", {}),  # the control of learned features
 }
 # How each branch calibrates (over the recipe's preset): "frozen" keeps the loss-value rule to test it too.
-CALIBRATION = {"frozen": {"calibrate": {"mal": 1.0}, "calibrate_by": "value"}, "matched": {}, "random-encoder": {}}
+CALIBRATION = {
+    "frozen": {"calibrate": {"mal": 1.0}, "calibrate_by": "value"},
+    "matched": {},
+    "recalibrated": {"calibrate_every": 1},
+    "random-encoder": {},
+}
 DECODER_ONLY = ("frozen-fe", "frozen-encoder")
 
 
@@ -216,6 +222,18 @@ def test_gradient_calibrated_branch_takes_the_baselines_first_step(
     assert first["matched"].grad_norm == pytest.approx(first["baseline"].grad_norm, rel=0.1)
     assert first["matched"].grad_norm == pytest.approx(first["baseline"].grad_norm, rel=1e-3)
     assert abs(first["frozen"].grad_norm / first["baseline"].grad_norm - 1) > 0.1
+
+
+def test_recalibration_rescales_the_weights_on_every_nth_batch(
+    branches: dict[str, mal.train.TrainResult],
+) -> None:
+    rows = {name: read_history(branches[name].run_dir).query("kind == 'train'") for name in ("matched", "recalibrated")}
+    once, every = rows["matched"].weight_mal, rows["recalibrated"].weight_mal
+    assert once.nunique() == 1 and every.nunique() == 3  # calibrated once vs before each of the 3 steps
+    # Both calibrate the first batch from the same weights; then the weights move and the ratio follows them.
+    assert every.iloc[0] == pytest.approx(once.iloc[0], rel=1e-6)
+    assert branches["recalibrated"].summary["loss_weights"]["mal"] == pytest.approx(every.iloc[-1])
+    assert "weight_mal" not in read_history(branches["baseline"].run_dir)
 
 
 def test_weight_change_is_logged_per_half_and_summarised(

@@ -149,6 +149,9 @@ class TrainConfig(ConfigBase):
     #   gradient norm is ratio × the other terms', then every weight is scaled so that the total gradient is as
     #   long as the other terms' alone (the baseline's step sizes; mal.losses.gradient_matched_weights). value:
     #   the term's loss value (the feasibility runs' rule; their MAL branches stepped 2-5x further than the baseline)
+    calibrate_every: int = 0  # repeat the calibration every N steps of the stage, on that step's batch (0 = the
+    #   first batch only). The gradients' ratio drifts as the weights move: calibrated once, the quick study's MAL
+    #   branches ended with a 1.5x larger gradient norm and weight change than the baseline (docs/method.md)
     freeze_encoder: bool = False  # train the decoder only: model.encoder is frozen for the whole stage, in both
     #   the forward and any loss that runs it (the conventional-frozen-encoder control of MAL frozen-fe)
     nan_policy: Literal["stop", "skip"] = "stop"  # non-finite loss: stop with a message, or skip the step
@@ -187,7 +190,7 @@ class TrainConfig(ConfigBase):
                 "TrainConfig.init_checkpoint is only read in stage2; a warm-up starts from scratch "
                 f"(got {self.init_checkpoint!r} with stage='warmup')"
             )
-        for name in ("valid_every", "checkpoint_every", "threads", "max_skipped_steps"):
+        for name in ("valid_every", "checkpoint_every", "threads", "max_skipped_steps", "calibrate_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.log_every < 1:

@@ -341,14 +341,15 @@ class Trainer:
             log.info("resumed %s at global step %d", self.run_dir, self.step)
 
     def _calibrate(self) -> None:
-        """Scale the terms named in ``cfg.calibrate`` on the stage's first batch (the same on every rank).
+        """Scale the terms named in ``cfg.calibrate`` on the batch of the coming step (the same on every rank):
+        the stage's first, then every ``cfg.calibrate_every`` steps.
 
         ``calibrate_by="grad-norm"`` sets every weight (see :func:`mal.losses.gradient_matched_weights`);
         ``"value"`` sets the calibrated terms' weights only.
         """
         from mal.losses import calibrate_weight, gradient_matched_weights
 
-        noisy, clean = batch_at(self.cfg.data, self.cfg.seed, self.stage_start)
+        noisy, clean = batch_at(self.cfg.data, self.cfg.seed, self.step)
         noisy, clean = noisy.to(self.device), clean.to(self.device)
         if self.cfg.calibrate_by == "grad-norm":
             weights = gradient_matched_weights(
@@ -363,7 +364,7 @@ class Trainer:
             }
         for term, weight in weights.items():
             self.objective.set_weight(term, weight)
-        if self.dctx.is_main:
+        if self.dctx.is_main and self.step == self.stage_start:
             log.info(
                 "calibrated the loss weights by %s on the batch of global step %d (ratios %s): %s",
                 self.cfg.calibrate_by,
@@ -480,6 +481,7 @@ class Trainer:
             **self._loss_stats(),
             "lr": lr,
             "grad_norm": grad_norm,
+            **({f"weight_{k}": w for k, w in self.objective.weights.items() if w > 0} if self.cfg.calibrate else {}),
         }
 
     # ------------------------------------------------------------------------------------------ the run
@@ -532,6 +534,9 @@ class Trainer:
         window_start = time.perf_counter()
         window_steps = 0
         for noisy, clean, *_ in batches:
+            local = self.step - self.stage_start
+            if cfg.calibrate and cfg.calibrate_every and local and local % cfg.calibrate_every == 0:
+                self._calibrate()  # before the step, so a run resumed at this step recalibrates the same way
             noisy = noisy.to(self.device, non_blocking=True)
             clean = clean.to(self.device, non_blocking=True)
             values = self.train_step(noisy, clean)

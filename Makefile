@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PROFILE ?= quick
 STAMP  := $(VENV)/.mal-installed
 
-.PHONY: setup pipeline test test-fast browser-test lint bench corpus clean-runs
+.PHONY: setup pipeline test test-fast browser-test lint bench gpu-check corpus clean-runs
 
 setup: $(STAMP)
 
@@ -41,6 +41,10 @@ lint: setup
 
 bench: setup
 	$(PY) -m benchmarks
+
+# On a CUDA machine: every model × MAL recipe trains under bf16 autocast; step times, AMP speed-up, peak memory.
+gpu-check: setup
+	$(PY) -m benchmarks.gpu_check
 
 corpus: setup
 	$(PY) -m mal corpus build --profile $(PROFILE)

@@ -72,6 +72,12 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int = 2) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent, default=_json_default) + "\n")
 
 
+def read_json_or_empty(path: str | Path) -> dict[str, Any]:
+    """The JSON object in ``path``, or ``{}`` when the file does not exist (a step that has not run yet)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def remove_orphan_temps(folder: str | Path) -> list[Path]:
     """Delete the temporary files that killed :func:`atomic_path` writers left in ``folder``; returns them.
 

@@ -34,9 +34,10 @@ from typing import Any
 import pandas as pd
 
 import mal
-from mal.io import atomic_write_json, atomic_write_text
+from mal.io import atomic_write_json, atomic_write_text, read_json_or_empty
 from mal.plan import ROOT, StudyPlan, build_steps
 from mal.runner import StepOutcome, run_steps
+from mal.verdict import verdict_section
 
 # Metrics of the results tables, in column order (names as in mal.metrics).
 TABLE_METRICS = ("pesq_wb", "estoi", "si_sdr", "csig", "cbak", "covl", "dnsmos_ovrl", "distillmos")
@@ -178,23 +179,33 @@ def write_results(cfg: StudyPlan, outcomes: list[StepOutcome], wall: float) -> P
     for dataset in datasets:
         out += [f"## {dataset}", "", metric_table(summary, dataset, systems, TABLE_METRICS), ""]
     paired_records: list[dict[str, Any]] = []
+    facts: dict[str, Any] = {}
     if pairs:
         runs = cfg.system_runs()
-        several_seeds = len({s for _, s in runs.values()}) > 1
-        paired_input = seeded_per_file(per_file, runs) if several_seeds else per_file
+        n_seeds = len({s for _, s in runs.values()})
+        paired_input = seeded_per_file(per_file, runs) if n_seeds > 1 else per_file
         table, paired_records = paired_table(paired_input, pairs, datasets, n_boot, seed)
-        figure = write_headline(paired_records, study / HEADLINE, f"{cfg.profile} study, seed {cfg.seed}")
+        contrasts = list(cfg.contrasts.items())
+        control_table, control_records = paired_table(paired_input, contrasts, datasets, n_boot, seed)
+        seeds_label = f"{n_seeds} stage-2 seeds" if n_seeds > 1 else f"seed {cfg.seed}"
+        figure = write_headline(paired_records, study / HEADLINE, f"{cfg.profile} study, {seeds_label}")
+        verdict, facts = verdict_section(cfg, paired_records + control_records, datasets)
+        out[2:2] = verdict  # right under the title: what held and what did not
         out += [
             "## Paired differences (MAL − baseline)",
             "",
             "Mean per-file difference with a 95 % bootstrap CI; a CI that excludes 0 is a difference the test set "
-            "resolves.",
+            "resolves. With several stage-2 seeds, files are paired within a seed and the CI resamples seeds, "
+            "then files.",
             "",
             f"![paired differences]({figure.name})" if figure else "No pair has a finite difference to plot.",
             "",
             table,
             "",
         ]
+        if contrasts:
+            out += ["## Controls (system − control)", "", "Each pair differs in one thing.", "", control_table, ""]
+        paired_records += control_records
     missing = [b for b, path in cfg.deep_feature_availability().items() if not path]
     if missing:
         out += [
@@ -210,13 +221,9 @@ def write_results(cfg: StudyPlan, outcomes: list[StepOutcome], wall: float) -> P
     path = atomic_write_text(study / "results.md", "\n".join(out) + "\n")
     atomic_write_json(
         study / "results.json",
-        {"summary": json.loads(summary.to_json(orient="records")), "paired": paired_records},
+        {"summary": json.loads(summary.to_json(orient="records")), "paired": paired_records, **facts},
     )
     return path
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _training_section(cfg: StudyPlan) -> list[str]:
@@ -233,7 +240,7 @@ def _training_section(cfg: StudyPlan) -> list[str]:
     baseline_time: dict[str, float] = {}
     systems, runs = cfg.all_systems(), cfg.system_runs()
     for name in [*cfg.warmups(), *runs]:
-        s = _read_json(cfg.run_dir(name) / "summary.json")
+        s = read_json_or_empty(cfg.run_dir(name) / "summary.json")
         if not s:
             continue
         recipe = s.get("params", {}).get("recipe", "conventional")
@@ -268,7 +275,7 @@ def _num(value: Any, digits: int = 2) -> str:
 def _analysis_section(run_dir: Path) -> list[str]:
     from mal.analysis.report import headline
 
-    s = _read_json(run_dir / "summary.json")
+    s = read_json_or_empty(run_dir / "summary.json")
     if not s:
         return []
     return ["## Feature space and self-consistency", "", headline(s), ""]

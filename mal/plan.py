@@ -125,6 +125,13 @@ class StudyPlan(ConfigBase):
     analysis: dict[str, Any] = dataclasses.field(default_factory=dict)  # notebook 03 parameters
     evaluation: dict[str, Any] = dataclasses.field(default_factory=dict)  # notebook 04 parameters
     compare: dict[str, str] = dataclasses.field(default_factory=dict)  # MAL system label → its baseline's label
+    contrasts: dict[str, str] = dataclasses.field(default_factory=dict)  # system → the control it is contrasted
+    #   with, so that the pair differs in one thing (e.g. MAL frozen-fe → the conventional loss with the encoder
+    #   frozen); reported as paired differences next to `compare`
+    # The primary comparison, declared before the study runs: this metric on this test set, the MAL system of
+    # `compare` with the best mean validation score over seeds against its baseline. Everything else is secondary.
+    primary_metric: str = "pesq_wb"
+    primary_dataset: str = "in-domain"
     # Pretrained torchaudio backbones tried as deep-feature-loss systems (on the first architecture) when their
     # weights are in the torch hub cache; absent ones are listed as unavailable in results.md.
     deep_feature_backbones: list[str] = dataclasses.field(default_factory=lambda: list(DEEP_BACKBONES))
@@ -142,10 +149,11 @@ class StudyPlan(ConfigBase):
             if "/" in label or label.startswith("warmup-") or label in reserved:
                 raise ConfigError(f"StudyPlan.systems: {label!r} is not a usable system label")
             load_recipe(spec.get("recipe", "conventional"))  # an unknown preset fails here, naming the known ones
-        for mal_label, base_label in self.compare.items():
-            for label in (mal_label, base_label):
-                if label not in self.systems:
-                    raise ConfigError(f"StudyPlan.compare: {label!r} is not a system ({sorted(self.systems)})")
+        for section in ("compare", "contrasts"):
+            for mal_label, base_label in getattr(self, section).items():
+                for label in (mal_label, base_label):
+                    if label not in self.systems:
+                        raise ConfigError(f"StudyPlan.{section}: {label!r} is not a system ({sorted(self.systems)})")
         if self.cores < 1:
             raise ConfigError(f"StudyPlan.cores must be ≥ 1, got {self.cores}")
         if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):

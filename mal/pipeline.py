@@ -35,8 +35,8 @@ import pandas as pd
 
 import mal
 from mal.io import atomic_write_json, atomic_write_text, read_json_or_empty
-from mal.plan import ROOT, StudyPlan, build_steps
-from mal.runner import StepOutcome, run_steps
+from mal.plan import EVALUATION, MOS, ROOT, StudyPlan, build_steps
+from mal.runner import Step, StepOutcome, run_steps
 from mal.verdict import verdict_section
 
 # Metrics of the results tables, in column order (names as in mal.metrics).
@@ -54,6 +54,11 @@ def run_pipeline(cfg: StudyPlan, force: bool = False) -> Path:
     steps = build_steps(cfg)
     start = time.perf_counter()
     outcomes = run_steps(steps, cores=cfg.cores, force=force, cwd=Path.cwd())
+    mos = mos_step(cfg, steps)
+    if mos is not None:  # every other step is complete now: only the MOS step runs (or is skipped as done)
+        if force:
+            (mos.run_dir / "step.json").unlink(missing_ok=True)
+        outcomes.append(run_steps([*steps, mos], cores=cfg.cores, cwd=Path.cwd())[-1])
     wall = time.perf_counter() - start
     timing = {
         "wall_seconds": wall,
@@ -61,6 +66,33 @@ def run_pipeline(cfg: StudyPlan, force: bool = False) -> Path:
     }
     atomic_write_json(cfg.study_dir / "pipeline.json", timing)
     return write_results(cfg, outcomes, wall)
+
+
+def mos_step(cfg: StudyPlan, steps: list[Step]) -> Step | None:
+    """The MOS step: notebook 04 with ``cfg.mos`` over the evaluation's parameters, on the baseline's and the
+    primary MAL system's runs at the study seed (:func:`mal.verdict.validation_choice`, read from the finished
+    runs' validation scores); ``None`` without ``cfg.mos`` or a primary system."""
+    from mal.cross_dataset import CrossDatasetConfig
+    from mal.verdict import run_summaries, validation_choice
+
+    if not cfg.mos:
+        return None
+    chosen, _ = validation_choice(cfg, run_summaries(cfg))
+    if chosen is None:
+        return None
+    evaluation = next(s for s in steps if s.name == EVALUATION)
+    # The runs at the study seed: the systems' unseeded folders, named like the training steps they come from.
+    checkpoints = {label: str(cfg.checkpoint(label)) for label in (cfg.compare[chosen], chosen)}
+    params = {
+        **evaluation.params,
+        **cfg.mos,
+        "checkpoints": checkpoints,
+        "mal_system": chosen,
+        "baseline_system": cfg.compare[chosen],
+        "run_dir": str(cfg.run_dir(MOS)),
+    }
+    checked = CrossDatasetConfig.from_parameters(params).to_parameters()
+    return Step(MOS, evaluation.notebook, checked, cfg.run_dir(MOS), deps=tuple(checkpoints), threads=cfg.cores)
 
 
 # ---------------------------------------------------------------------------------------------- results.md
@@ -214,6 +246,7 @@ def write_results(cfg: StudyPlan, outcomes: list[StepOutcome], wall: float) -> P
             "(`lossnet` systems) stands in for them.",
             "",
         ]
+    out += _mos_section(cfg, n_boot, seed)
     out += _training_section(cfg)
     out += _analysis_section(study / "analysis")
     out += _timing_section(outcomes, wall)
@@ -224,6 +257,38 @@ def write_results(cfg: StudyPlan, outcomes: list[StepOutcome], wall: float) -> P
         {"summary": json.loads(summary.to_json(orient="records")), "paired": paired_records, **facts},
     )
     return path
+
+
+def _mos_section(cfg: StudyPlan, n_boot: int, seed: int) -> list[str]:
+    """The MOS step's table and its paired difference (primary MAL system − baseline, one seed, files resampled)."""
+    from mal.evaluate import load_result
+    from mal.stats import paired_difference
+
+    tables = cfg.run_dir(MOS) / "tables"
+    params = read_json_or_empty(cfg.run_dir(MOS) / "step.json").get("params", {})
+    if not (tables / "summary.csv").is_file() or not params:
+        return []
+    result = load_result(tables)
+    metrics = tuple(dict.fromkeys(result.summary["metric"]))
+    datasets = list(dict.fromkeys(result.summary["dataset"]))
+    a, b = params["mal_system"], params["baseline_system"]
+    lines = [
+        "## Non-intrusive MOS (the primary MAL system and its baseline)",
+        "",
+        f"DNSMOS on every test file for the baseline and the MAL system chosen on validation, at seed {cfg.seed} "
+        "only (about 1 s of CPU per file); the CI resamples files.",
+        "",
+    ]
+    systems = list(dict.fromkeys(result.summary["system"]))
+    for dataset in datasets:
+        lines += [f"**{dataset}**", "", metric_table(result.summary, dataset, systems, metrics), ""]
+    lines += [f"| {a} − {b} | " + " | ".join(f"Δ {m}" for m in metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for dataset in datasets:
+        diffs = [paired_difference(result.per_file, a, b, m, dataset, n_boot=n_boot, seed=seed) for m in metrics]
+        lines.append(
+            f"| {dataset} | " + " | ".join(_fmt(d["mean_diff"], d["ci_low"], d["ci_high"], 3) for d in diffs) + " |"
+        )
+    return [*lines, ""]
 
 
 def _training_section(cfg: StudyPlan) -> list[str]:

@@ -42,7 +42,7 @@ PROFILE_DIR = ROOT / "configs" / "pipeline"
 # The checkpoint of a run that every later step reads: the last one (the equal-steps rule).
 COUNTED_CHECKPOINT = Path("checkpoints") / "last.pt"
 # Step names that are not systems.
-CORPUS, LOSSNET, ANALYSIS, EVALUATION = "corpus", "lossnet", "analysis", "evaluation"
+CORPUS, LOSSNET, ANALYSIS, EVALUATION, MOS = "corpus", "lossnet", "analysis", "evaluation", "mos"
 DEEP_BACKBONES = ("wavlm_base", "wav2vec2_base", "hubert_base")
 # What notebooks 03 and 04 look at when run on their own: the quick study's first comparison and its judge.
 DEFAULT_PROFILE = "quick"
@@ -132,6 +132,9 @@ class StudyPlan(ConfigBase):
     # `compare` with the best mean validation score over seeds against its baseline. Everything else is secondary.
     primary_metric: str = "pesq_wb"
     primary_dataset: str = "in-domain"
+    mos: dict[str, Any] = dataclasses.field(default_factory=dict)  # notebook 04 parameters of the MOS step: the
+    #   non-intrusive MOS models on the baseline and the primary MAL system (at the study seed), which only the
+    #   validation scores name, so the step is planned after training ({} = no MOS step; mal.pipeline.mos_step)
     # Pretrained torchaudio backbones tried as deep-feature-loss systems (on the first architecture) when their
     # weights are in the torch hub cache; absent ones are listed as unavailable in results.md.
     deep_feature_backbones: list[str] = dataclasses.field(default_factory=lambda: list(DEEP_BACKBONES))
@@ -139,7 +142,7 @@ class StudyPlan(ConfigBase):
     def validate(self) -> None:
         if not self.warmup:
             raise ConfigError("StudyPlan.warmup: name at least one architecture to warm up")
-        reserved = (CORPUS, LOSSNET, ANALYSIS, EVALUATION)
+        reserved = (CORPUS, LOSSNET, ANALYSIS, EVALUATION, MOS)
         for label, spec in self.systems.items():
             if spec.get("arch") not in self.warmup:
                 raise ConfigError(

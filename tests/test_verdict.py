@@ -108,3 +108,18 @@ def test_verdict_names_the_primary_difference_and_every_pair(plan) -> None:
 def test_contrasts_must_name_systems(tmp_path) -> None:
     with pytest.raises(ConfigError, match="contrasts.*not a system"):
         StudyPlan.for_profile("quick", runs_root=str(tmp_path), contrasts={"bandcrn-mal-all": "nope"})
+
+
+def test_mos_step_scores_the_baseline_and_the_system_chosen_on_validation(plan) -> None:
+    from mal.pipeline import mos_step
+    from mal.plan import build_steps
+
+    steps = build_steps(plan)
+    assert mos_step(plan.replace(mos={}), steps) is None  # no MOS step unless the plan asks for one
+    step = mos_step(plan.replace(mos={"metrics": ["dnsmos_ovrl"], "baselines": ["noisy"]}), steps)
+    assert step is not None and step.name == "mos" and step.notebook == "04_cross_dataset_evaluation"
+    assert set(step.params["checkpoints"]) == {"b-baseline", "b-mal-all"} == set(step.deps)
+    assert step.params["checkpoints"]["b-mal-all"] == str(plan.checkpoint("b-mal-all"))  # the study seed's run
+    assert (step.params["mal_system"], step.params["baseline_system"]) == ("b-mal-all", "b-baseline")
+    assert step.params["metrics"] == ["dnsmos_ovrl"] and step.params["baselines"] == ["noisy"]
+    assert step.run_dir == plan.run_dir("mos")

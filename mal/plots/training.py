@@ -99,6 +99,37 @@ def plot_mal_vs_conventional(history: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def plot_step_size(history: pd.DataFrame) -> plt.Figure:
+    """How large this stage's steps were: the total gradient norm before clipping and the weight change
+    ‖θ − θ_start‖ / ‖θ_start‖ over the global step, plus each calibrated term's weight when the run calibrates.
+
+    Two branches compare as losses only when these match (the gradient norm sets Adam's step through its
+    inherited second moment); a calibrated branch re-matches its weights every ``calibrate_every`` steps, which
+    the third panel shows.
+    """
+    train = history[history["kind"] == "train"].sort_values("step")
+    weights = [c for c in train.columns if c.startswith("weight_") and not c.startswith("weight_change")]
+    weights = [c for c in weights if train[c].notna().any()]
+    panels = [("grad_norm", "gradient norm (before clipping)"), ("weight_change", "‖θ − θ_start‖ / ‖θ_start‖")]
+    panels = [(c, label) for c, label in panels if c in train.columns and train[c].notna().any()]
+    n = len(panels) + bool(weights)
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(4.2 * max(n, 1), 3.6), squeeze=False)
+    for ax, (column, label) in zip(axes[0], panels, strict=False):
+        sns.lineplot(data=train, x="step", y=column, ax=ax, color="C0")
+        ax.set_ylabel(label)
+        ax.set_xlabel("global step")
+    if weights:
+        ax = axes[0, len(panels)]
+        sns.lineplot(data=_long(train, weights, "term"), x="step", y="value", hue="term", ax=ax)
+        ax.set_yscale("log")
+        ax.set_ylabel("loss weight")
+        ax.set_xlabel("global step")
+        ax.set_title("calibrated weights")
+    fig.suptitle("Step size of this stage")
+    fig.tight_layout()
+    return fig
+
+
 def plot_validation(
     history: pd.DataFrame,
     metrics: Sequence[str] = ("pesq_wb", "si_sdr"),

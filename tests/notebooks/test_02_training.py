@@ -42,5 +42,5 @@ def test_notebook_trains_warmup_then_mal_branch(smoke_corpus, tmp_path) -> None:
     # The step-size columns of the results tables.
     assert mal_run["grad_norm_mean"] > 0 and 0 < mal_run["weight_change"] < 1
     figures = [Path(p) for p in mal_run["figures"]]
-    assert {p.stem for p in figures} == {"loss_terms", "mal_vs_conventional", "validation"}
+    assert {p.stem for p in figures} == {"loss_terms", "mal_vs_conventional", "step_size", "validation"}
     assert all(p.is_file() and p.with_suffix(".svg").is_file() for p in figures)

@@ -233,6 +233,11 @@ def test_recalibration_rescales_the_weights_on_every_nth_batch(
     # Both calibrate the first batch from the same weights; then the weights move and the ratio follows them.
     assert every.iloc[0] == pytest.approx(once.iloc[0], rel=1e-6)
     assert branches["recalibrated"].summary["loss_weights"]["mal"] == pytest.approx(every.iloc[-1])
+    # Each recalibration starts from the recipe's weights, so every step keeps the baseline's gradient length
+    # (3 steps barely move the weights). Rescaling the previous calibration instead would shrink it geometrically.
+    baseline = read_history(branches["baseline"].run_dir).query("kind == 'train'").grad_norm.to_numpy()
+    ratios = rows["recalibrated"].grad_norm.to_numpy() / baseline
+    assert ratios == pytest.approx([1.0, 1.0, 1.0], abs=0.15)
     assert "weight_mal" not in read_history(branches["baseline"].run_dir)
 
 

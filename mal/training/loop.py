@@ -175,6 +175,9 @@ class Trainer:
         from mal.losses import build_objective
 
         self.objective = build_objective(cfg.loss, self.model).to(device)
+        # The recipe's weights: every calibration starts from them, so a repeated one rescales the configured loss
+        # rather than the previous calibration's output (which would shrink the weights geometrically).
+        self.configured_weights = dict(self.objective.weights)
         self.stat_modules = _mal_stat_modules(self.objective)
 
         self.optimizer = build_optimizer(cfg, self.model)
@@ -349,6 +352,8 @@ class Trainer:
         """
         from mal.losses import calibrate_weight, gradient_matched_weights
 
+        for term, weight in self.configured_weights.items():
+            self.objective.set_weight(term, weight)
         noisy, clean = batch_at(self.cfg.data, self.cfg.seed, self.step)
         noisy, clean = noisy.to(self.device), clean.to(self.device)
         if self.cfg.calibrate_by == "grad-norm":

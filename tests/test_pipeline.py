@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from mal.config import ConfigError
+from mal.evaluate import load_result
 from mal.pipeline import _training_section, paired_table, run_pipeline, seeded_per_file
 from mal.plan import StudyPlan, build_steps
 from mal.runner import fingerprints
+from mal.stats import hierarchical_paired_difference, paired_difference
 from mal.train import TrainConfig
 
 
@@ -165,9 +167,28 @@ def test_smoke_pipeline_is_reproducible(tmp_path, smoke_corpus) -> None:
         assert "## in-domain" in text and "mal-all − baseline" in text and "## Wall time per step" in text
         assert "(headline.png)" in text and (cfg.study_dir / "headline.png").stat().st_size > 0
         tables.append(pd.read_csv(cfg.study_dir / "evaluation" / "tables" / "summary.csv"))
-        paired = json.loads((cfg.study_dir / "results.json").read_text())["paired"]
-        assert paired and all(p["n_files"] > 0 for p in paired)
+        facts = json.loads((cfg.study_dir / "results.json").read_text())
+        paired = facts["paired"]
+        assert paired and all(p["n_files"] > 0 and p["n_seeds"] == 2 for p in paired)
+        # The verdict: a primary system chosen on validation among the MAL systems, the control pair, step sizes.
+        assert "## Verdict" in text and "| mal-all − mal-random | control |" in text
+        assert facts["primary"]["system"] in ("mal-all", "mal-random")
+        assert {r["system"] for r in facts["step_sizes"]} == set(cfg.systems)
+        # The MOS step scored the baseline and the chosen system only (first file of each test set).
+        mos = pd.read_csv(cfg.study_dir / "mos" / "tables" / "summary.csv")
+        assert set(mos["system"]) == {"noisy", "baseline", facts["primary"]["system"]}
+        assert set(mos["metric"]) == {"dnsmos_ovrl"} and "## Non-intrusive MOS" in text
     pd.testing.assert_frame_equal(tables[0], tables[1])
+    # The tiny study's own per-file table, made to disagree between its 2 seeds: the seed-then-file interval
+    # widens, the file-only one (which pools 2 seeds × files as if they were independent files) does not.
+    per_file = seeded_per_file(load_result(cfg.study_dir / "evaluation" / "tables").per_file, cfg.system_runs())
+    rows = per_file["system"].eq("mal-all") & per_file["metric"].eq("pesq_wb")
+    shifted = per_file.assign(value=per_file["value"] + rows * per_file["seed"].map({0: 0.3, 1: -0.3}))
+    widths = {}
+    for name, fn in (("files", paired_difference), ("seeds", hierarchical_paired_difference)):
+        d = fn(shifted, "mal-all", "baseline", "pesq_wb", n_boot=500, seed=0)
+        widths[name] = d["ci_high"] - d["ci_low"]
+    assert widths["seeds"] > 1.4 * widths["files"]
     assert set(tables[0]["system"]) >= {"noisy", "spectral-gating", "warmup-specmask", "baseline", "mal-all"}
     # A second run over complete outputs skips every step.
     timing = run_pipeline(cfg) and json.loads((cfg.study_dir / "pipeline.json").read_text())

@@ -7,12 +7,12 @@ A run is one *stage*:
   recipe: the conventional loss again (the fair baseline), MAL (``frozen`` / ``frozen-fe`` / ``dynamic``), or a
   deep feature loss.
 
-Stage 2 restores the warm-up checkpoint's weights, optimiser state, scheduler position, step counter and RNG
-states and then keeps stepping the *same* learning-rate schedule, so every stage-2 branch of one warm-up sees
-the same starting point, learning rates and batches (the batch at global step ``s`` depends only on the data
-seed and ``s``; see :mod:`mal.training.data`). That is why the warm-up's ``optim.total_steps`` must cover
-warm-up + stage-2 steps: restarting a finished cosine for stage 2 made even the baseline worse in the
-feasibility runs (docs/method.md, "One schedule over both stages").
+Stage 2 restores the warm-up checkpoint's weights, optimiser state, step counter and RNG states, so every stage-2
+branch of one warm-up sees the same starting point, learning rates and batches (the batch at global step ``s``
+depends only on the data seed and ``s``; see :mod:`mal.training.data`). The learning rate is a function of the
+global step: a branch either continues the warm-up's cosine (``optim.total_steps`` of the warm-up covers both
+stages) or declares its own, e.g. a constant rate after a warm-up whose cosine has ended (the quick study;
+docs/method.md, "Stage 2: a plateaued warm-up, then a constant rate").
 
 The loss comes from a named recipe (``recipe: mal-frozen``, a preset in ``configs/recipes/``, see
 :mod:`mal.training.recipes`); the config's own ``loss`` and ``calibrate`` values win over the preset's.

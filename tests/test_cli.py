@@ -56,3 +56,16 @@ def test_train_errors_are_one_line_on_stderr(tmp_path: Path, capsys: pytest.Capt
         captured.out == ""
         and captured.err == f"python -m mal train: error: --config: {tmp_path / 'missing.yaml'} not found\n"
     )
+
+
+def test_pipeline_set_overrides_the_plan_and_bad_fields_are_one_line(tmp_path, capsys) -> None:
+    root = str(tmp_path / "runs")
+    assert main(["pipeline", "--dry-run", "--runs-root", root, "--set", "seeds=[0]"]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if "02_training" in line]
+    assert len(listed) == 1 + 9  # the warm-up and the 9 systems, one seed each (3 seeds: 1 + 27)
+    assert main(["pipeline", "--dry-run", "--runs-root", root]) == 0
+    assert len([line for line in capsys.readouterr().out.splitlines() if "02_training" in line]) == 1 + 27
+    assert main(["pipeline", "--dry-run", "--set", "stage2s=1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("python -m mal pipeline: error: StudyPlan: unknown parameter(s) stage2s")
+    assert "Traceback" not in err

@@ -66,9 +66,10 @@ def step_sizes(plan: StudyPlan, summaries: Mapping[str, list[dict[str, Any]]]) -
     """Per system, means over seeds of the stage's gradient norm and weight change ‖Δθ‖/‖θ‖, and their ratios to
     the system's baseline (its ``compare`` partner, else the same architecture's ``conventional`` system)."""
     systems = plan.all_systems()
-    baselines = {
-        spec["arch"]: label for label, spec in systems.items() if spec.get("recipe", "conventional") == "conventional"
-    }
+    baselines: dict[str, str] = {}  # architecture → its first conventional system (later ones are controls)
+    for label, spec in systems.items():
+        if spec.get("recipe", "conventional") == "conventional":
+            baselines.setdefault(spec["arch"], label)
     means = {
         label: {
             "grad_norm": _mean([s.get("grad_norm_mean", math.nan) for s in runs]),

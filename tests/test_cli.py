@@ -62,9 +62,9 @@ def test_pipeline_set_overrides_the_plan_and_bad_fields_are_one_line(tmp_path, c
     root = str(tmp_path / "runs")
     assert main(["pipeline", "--dry-run", "--runs-root", root, "--set", "seeds=[0]"]) == 0
     listed = [line for line in capsys.readouterr().out.splitlines() if "02_training" in line]
-    assert len(listed) == 1 + 9  # the warm-up and the 9 systems, one seed each (3 seeds: 1 + 27)
+    assert len(listed) == 1 + 10  # the warm-up and the 10 systems, one seed each (3 seeds: 1 + 30)
     assert main(["pipeline", "--dry-run", "--runs-root", root]) == 0
-    assert len([line for line in capsys.readouterr().out.splitlines() if "02_training" in line]) == 1 + 27
+    assert len([line for line in capsys.readouterr().out.splitlines() if "02_training" in line]) == 1 + 30
     assert main(["pipeline", "--dry-run", "--set", "stage2s=1"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("python -m mal pipeline: error: StudyPlan: unknown parameter(s) stage2s")

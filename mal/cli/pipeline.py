@@ -1,6 +1,6 @@
 """Run the whole study: corpus, lossnet, warm-ups, stage-2 systems, analysis, evaluation, results.md.
 
-Profiles live in configs/pipeline/<profile>.yaml: `quick` is the powered CPU study (9 systems x 3 stage-2
+Profiles live in configs/pipeline/<profile>.yaml: `quick` is the powered CPU study (10 systems x 3 stage-2
 seeds; about 2 hours on 2 cores), `full` is meant for a GPU (hours), `smoke` is the tiny one the tests run.
 --set changes any field of the plan, e.g. --set seeds=[0] for a one-seed look at a third of the training time
 (its differences carry no seed-to-seed uncertainty). Steps whose outputs are complete for the same parameters

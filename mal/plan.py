@@ -156,7 +156,10 @@ class StudyPlan(ConfigBase):
             for mal_label, base_label in getattr(self, section).items():
                 for label in (mal_label, base_label):
                     if label not in self.systems:
-                        raise ConfigError(f"StudyPlan.{section}: {label!r} is not a system ({sorted(self.systems)})")
+                        raise ConfigError(
+                            f"StudyPlan.{section}: {label!r} is not a system ({sorted(self.systems)}); "
+                            f"when you replace the systems, replace or empty the {section} too ({section}={{}})"
+                        )
         if self.cores < 1:
             raise ConfigError(f"StudyPlan.cores must be ≥ 1, got {self.cores}")
         if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):

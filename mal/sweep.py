@@ -85,6 +85,7 @@ class SweepConfig(ConfigBase):
             warmup={self.arch: study.warmup[self.arch]},
             systems=systems,
             compare={},
+            contrasts={},  # the study's control pairs name systems a sweep does not train
             seeds=[],  # one run per point: the study's stage-2 seeds would multiply every point
             deep_feature_backbones=[],
         )

@@ -71,7 +71,7 @@ def test_seeds_grid_runs_every_system_per_seed_from_one_warmup(tmp_path) -> None
         "specmask-frozen-encoder": {"arch": "specmask", "recipe": "conventional-frozen-encoder"},
         "specmask-mal-random": {"arch": "specmask", "recipe": "mal-random-encoder"},
     }
-    cfg = _quick(tmp_path, seeds=[0, 1, 2], systems=systems, compare={}, warmup={"specmask": {}})
+    cfg = _quick(tmp_path, seeds=[0, 1, 2], systems=systems, compare={}, contrasts={}, warmup={"specmask": {}})
     runs = cfg.system_runs()
     assert runs["specmask-baseline"] == ("specmask-baseline", 0)  # the study seed keeps the unseeded folder
     assert runs["specmask-mal-random-s2"] == ("specmask-mal-random", 2)
@@ -93,7 +93,7 @@ def test_seeds_grid_runs_every_system_per_seed_from_one_warmup(tmp_path) -> None
 
 def test_results_pair_within_seeds_and_show_step_sizes(tmp_path) -> None:
     systems = {"specmask-baseline": {"arch": "specmask"}, "specmask-mal": {"arch": "specmask", "recipe": "mal-frozen"}}
-    cfg = _quick(tmp_path, seeds=[0, 1], systems=systems, compare={}, warmup={"specmask": {}})
+    cfg = _quick(tmp_path, seeds=[0, 1], systems=systems, compare={}, contrasts={}, warmup={"specmask": {}})
     rows = []
     for run, gain in (("specmask-mal", 0.05), ("specmask-mal-s1", -0.03), ("specmask-baseline", 0.0)):
         rows += [(run, "in", f"f{i}", "pesq_wb", 2.0 + gain + 0.01 * (i % 3)) for i in range(30)]
@@ -141,7 +141,12 @@ def test_changed_parameter_reruns_only_what_depends_on_it(tmp_path) -> None:
         ({"systems": {"x": {"arch": "bandcrn", "recipe": "mal"}}}, "unknown recipe"),
         ({"seeds": [0, 0]}, "distinct seeds"),
         (
-            {"seeds": [0, 1], "systems": {"a": {"arch": "bandcrn"}, "a-s1": {"arch": "bandcrn"}}, "compare": {}},
+            {
+                "seeds": [0, 1],
+                "systems": {"a": {"arch": "bandcrn"}, "a-s1": {"arch": "bandcrn"}},
+                "compare": {},
+                "contrasts": {},
+            },
             "twice",
         ),
     ],

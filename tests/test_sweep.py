@@ -70,6 +70,8 @@ def test_a_sweep_is_a_study_with_a_grid(tmp_path: Path) -> None:
         runs_root=str(tmp_path),
         systems={p["name"]: {"arch": "specmask", "recipe": p["recipe"]} for p in points},
         compare={"mal-all": "baseline"},
+        contrasts={},
+        seeds=[],
         deep_feature_backbones=[],
     )
     piped = [s for s in build_pipeline_steps(study) if s.notebook == "02_training"]

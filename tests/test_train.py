@@ -542,16 +542,25 @@ def test_notebook_parameters_rebuild_the_nested_config() -> None:
         TrainConfig.from_parameters({"stage": "stage2"})
 
 
-def test_every_run_of_the_named_studies_continues_its_warmup_schedule() -> None:
+def test_every_run_of_the_named_studies_branches_from_its_warmup_with_one_stage2_recipe() -> None:
     for profile in ("quick", "full"):
         study = StudyPlan.for_profile(profile)
         for name, (arch, _) in study.warmups().items():
             warm = study.training_config(name)
-            for label in (s for s, spec in study.systems.items() if spec["arch"] == arch):
-                cfg = study.training_config(label)
+            branches = [study.training_config(s) for s, spec in study.systems.items() if spec["arch"] == arch]
+            for cfg in branches:
                 assert cfg.stage == "stage2" and cfg.init_checkpoint == f"{warm.run_dir}/checkpoints/last.pt"
-                assert (cfg.model, cfg.data, cfg.optim.lr) == (warm.model, warm.data, warm.optim.lr), label
-                assert warm.optim.total_steps >= warm.steps + cfg.steps and cfg.optim.total_steps == 0
+                assert (cfg.model, cfg.data) == (warm.model, warm.data), cfg.run_name
+                if cfg.optim.schedule == "constant":  # stage 2's own rate, screened on validation
+                    assert cfg.optim.lr == study.stage2["optim"]["lr"]
+                else:  # otherwise stage 2 continues the warm-up's decay
+                    assert cfg.optim.lr == warm.optim.lr and warm.optim.total_steps >= warm.steps + cfg.steps
+            # The arms of one architecture differ in their loss, never in the optimiser or the step budget.
+            assert all(
+                (c.optim, c.steps, c.calibrate_every)
+                == (branches[0].optim, branches[0].steps, branches[0].calibrate_every)
+                for c in branches
+            ), name
     with pytest.raises(ConfigError, match="trains no run named 'nope'.*warmup-bandcrn"):
         StudyPlan.for_profile("quick").training_config("nope")
 

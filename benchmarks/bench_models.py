@@ -1,7 +1,10 @@
 """Model sizes, MACs per second of audio, and 1-thread CPU forward time, side by side.
 
 The real-time factor (RTF) is forward seconds per second of audio: the median of several timed forward passes
-(no gradients, eval mode) on a 10 s input after one warm-up pass.
+(eval mode, under ``torch.inference_mode`` as in ``mal.enhance``) on a 10 s input after one warm-up pass. The row
+marked ``no_grad`` runs the default model under ``torch.no_grad`` instead, the path training and validation take
+(PyTorch's own bidirectional GRU rather than the fused one of ``mal.models.bandcrn.run_gru_fused``), so the gain
+of the fused inference path is measured side by side.
 """
 
 from __future__ import annotations
@@ -9,15 +12,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 import mal.models
 
+NO_GRAD = "bandcrn, no_grad"  # the default model on the training path: timed under torch.no_grad
+
 # (label, registered name, hyperparameters): the defaults first, then the variants the studies use.
 MODELS: list[tuple[str, str, dict[str, Any]]] = [
     ("bandcrn", "bandcrn", {}),
+    (NO_GRAD, "bandcrn", {}),
     ("waveunet", "waveunet", {}),
     ("specmask", "specmask", {}),
     ("bandcrn causal", "bandcrn", {"causal": True}),
@@ -26,18 +33,22 @@ MODELS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def forward_seconds(models: list[torch.nn.Module], wav: torch.Tensor, repeats: int) -> list[float]:
+def forward_seconds(
+    models: list[torch.nn.Module], wav: torch.Tensor, repeats: int, modes: list[Callable[[], Any]] | None = None
+) -> list[float]:
     """Median wall time of ``model(wav)`` for each model over ``repeats`` rounds, after one warm-up run each.
 
     The models take turns within each round, so a burst of load from other processes hits all of them alike
     and the ratios stay fair on a shared machine.
     """
     times: list[list[float]] = [[] for _ in models]
-    with torch.inference_mode():
-        for model in models:
+    modes = modes or [torch.inference_mode] * len(models)
+    for model, mode in zip(models, modes, strict=True):
+        with mode():
             model(wav)
-        for _ in range(repeats):
-            for model, samples in zip(models, times, strict=True):
+    for _ in range(repeats):
+        for model, mode, samples in zip(models, modes, times, strict=True):
+            with mode():
                 start = time.perf_counter()
                 model(wav)
                 samples.append(time.perf_counter() - start)
@@ -52,8 +63,10 @@ def measure(seconds: float = 10.0, repeats: int = 7, threads: int = 1) -> list[d
         torch.manual_seed(0)
         wav = 0.1 * torch.randn(1, 1, int(seconds * 16000))
         models = [mal.models.build(name, **hparams).eval() for _, name, hparams in MODELS]
+        modes = [torch.no_grad if label == NO_GRAD else torch.inference_mode for label, _, _ in MODELS]
+        elapsed_all = forward_seconds(models, wav, repeats, modes)
         rows = []
-        for (label, _, _), model, elapsed in zip(MODELS, models, forward_seconds(models, wav, repeats), strict=True):
+        for (label, _, _), model, elapsed in zip(MODELS, models, elapsed_all, strict=True):
             info = mal.models.describe(model)
             rows.append(
                 {

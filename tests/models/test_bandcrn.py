@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import mal.models
-from mal.models.bandcrn import BandCRN, band_edges, band_matrices
+from mal.models.bandcrn import BandCRN, band_edges, band_matrices, run_gru, run_gru_fused
 
 TINY = {"channels": 4, "rnn_blocks": 1}
 
@@ -43,6 +43,37 @@ def test_output_length_equals_input_length(length: int, causal: bool) -> None:
     with torch.no_grad():
         out = model(torch.randn(2, 1, length))
     assert out.shape == (2, 1, length) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_fused_gru_matches_pytorchs(bidirectional: bool) -> None:
+    """One GRU of twice the width with block-diagonal weights is the bidirectional GRU, to float rounding."""
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(6, 4, batch_first=True, bidirectional=bidirectional)
+    seq = torch.randn(3, 50, 6)
+    fused, plain = run_gru_fused(gru, seq), run_gru(gru, seq)
+    assert fused.shape == plain.shape == (3, 50, 8 if bidirectional else 4)
+    torch.testing.assert_close(fused, plain, atol=1e-6, rtol=1e-5)
+    # The backward direction is really there: changing the second frame changes the first output.
+    late = seq.clone()
+    late[:, 1] += 1.0
+    assert (run_gru_fused(gru, late)[:, 0] != fused[:, 0]).any() == bidirectional
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_inference_mode_gives_the_training_paths_output(causal: bool) -> None:
+    """Enhancement (inference mode, fused GRUs) and validation (no_grad, PyTorch's GRUs) agree on a trained-like
+    model, and training itself never takes the fused path."""
+    torch.manual_seed(0)
+    model = BandCRN(**TINY, causal=causal).eval()
+    torch.nn.init.normal_(model.decoder.up[-1].conv.weight, std=0.1)  # leave the identity start
+    wav = 0.1 * torch.randn(2, 1, 16000)
+    with torch.no_grad():
+        plain = model(wav)
+    with torch.inference_mode():
+        fused = model(wav)
+    torch.testing.assert_close(fused, plain, atol=1e-5, rtol=1e-4)
+    assert not torch.equal(plain, wav)  # the comparison is not trivially between two copies of the input
 
 
 def test_encoder_sees_phase() -> None:

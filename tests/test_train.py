@@ -551,6 +551,7 @@ def test_every_run_of_the_named_studies_branches_from_its_warmup_with_one_stage2
             for cfg in branches:
                 assert cfg.stage == "stage2" and cfg.init_checkpoint == f"{warm.run_dir}/checkpoints/last.pt"
                 assert (cfg.model, cfg.data) == (warm.model, warm.data), cfg.run_name
+                assert cfg.optim.total_steps == 0, cfg.run_name
                 if cfg.optim.schedule == "constant":  # stage 2's own rate, screened on validation
                     assert cfg.optim.lr == study.stage2["optim"]["lr"]
                 else:  # otherwise stage 2 continues the warm-up's decay

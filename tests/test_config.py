@@ -110,3 +110,20 @@ def test_exponent_without_a_dot_is_a_number() -> None:
     assert TrainConfig.from_params({key.split(".")[0]: {"lr": value}}).optim.lr == pytest.approx(2e-4)
     with pytest.raises(ConfigError, match="expected a number"):
         TrainConfig.from_params({"optim": {"lr": "fast"}})
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"speed_perturb": 0.1}, "set remix=true"),
+        ({"tilt": 0.3, "remix": False}, "set remix=true"),
+        ({"speed_perturb": 0.5, "remix": True}, r"speed_perturb must be in \[0, 0.5\)"),
+        ({"tilt": -0.1, "remix": True}, r"tilt must be in \[0, 1\)"),
+    ],
+)
+def test_augmentation_settings_are_checked_where_they_are_declared(data: dict, message: str) -> None:
+    from mal.training.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_params({"data": data})
+    assert TrainConfig.from_params({"data": {"remix": True, "speed_perturb": 0.1, "tilt": 0.5}}).data.tilt == 0.5

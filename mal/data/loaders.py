@@ -121,6 +121,25 @@ class PairDataset(Dataset):
                 return i
         raise KeyError(f"{self.name}: no item with id {item_id!r}")
 
+    def without_speakers(self, speakers: Sequence[str]) -> PairDataset:
+        """A copy without the items whose ``meta["speaker"]`` is one of ``speakers`` (held-out-voice screening)."""
+        present = {e.meta.get("speaker") for e in self.entries}
+        unknown = sorted(set(speakers) - present)
+        if unknown:
+            known = sorted(str(s) for s in present if s is not None)
+            raise DataError(f"{self.name}: no speaker {unknown} to leave out; the speakers are {known}")
+        kept = [e for e in self.entries if e.meta.get("speaker") not in set(speakers)]
+        if not kept:
+            raise DataError(f"{self.name}: leaving out {sorted(speakers)} leaves no items")
+        return PairDataset(
+            kept,
+            self.name,
+            native_rate=self.native_rate,
+            length_mismatch=self.length_mismatch,
+            allow_silent=self.allow_silent,
+            cache=self.cache,
+        )
+
     def _read(self, path: Path) -> torch.Tensor:
         wav, sr = read_audio(path, sample_rate=None, mono="mix", allow_silent=True)
         if not self.allow_silent and not torch.any(wav):

@@ -13,6 +13,11 @@ Rules:
   tiled. If the clean segment is digitally silent (a crop inside padding) the noise keeps its own level. The
   pair is then scaled together so its peak stays at most 0.99. Only use remixing on pairs whose
   ``noisy − clean`` is the noise, i.e. not on reverberant sets whose reference is dry speech.
+* Voice and channel augmentation (remixing only; :mod:`mal.data.augment`): with ``speed_perturb = p`` the clean
+  speech plays at a whole-percent speed drawn uniformly from ``[1 − p, 1 + p]``; with ``tilt = a`` it gets a
+  spectral tilt with coefficient drawn uniformly from ``[−a, a]``. Both change the clean segment before the noise
+  is added, so the target is the augmented speech. At 0 (the default) nothing extra is drawn, so the segments
+  are exactly those of a dataset built without the options.
 * Decoded waveforms are cached in memory on first access (``cache=True``): the corpora here are small (the quick
   train split is about 300 MB as float32), and decoding on every access costs more than the training step on CPU.
 """
@@ -24,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mal.audio import SAMPLE_RATE
+from mal.data import augment
 from mal.data.loaders import PairDataset
 
 REMIX_PEAK = 0.99
@@ -45,6 +51,8 @@ class SegmentDataset(Dataset):
         seed: base seed of crops and remixes.
         remix: pair each clean segment with the noise of another utterance at a new SNR every epoch.
         remix_snr_db: SNR range (dB) for remixing, drawn uniformly.
+        speed_perturb: largest relative speed change of the clean speech (0.1: 90–110 %); needs ``remix``.
+        tilt: largest spectral-tilt coefficient of the clean speech (:func:`mal.data.augment.tilt`); needs ``remix``.
         sample_rate: must match the pairs (16 kHz in mal).
         cache: keep decoded waveforms in memory after first access.
 
@@ -58,6 +66,8 @@ class SegmentDataset(Dataset):
         seed: int = 0,
         remix: bool = False,
         remix_snr_db: tuple[float, float] = (0.0, 15.0),
+        speed_perturb: float = 0.0,
+        tilt: float = 0.0,
         sample_rate: int = SAMPLE_RATE,
         cache: bool = True,
     ):
@@ -67,11 +77,18 @@ class SegmentDataset(Dataset):
             raise ValueError(f"remix_snr_db must be (low, high), got {remix_snr_db}")
         if len(pairs) == 0:
             raise ValueError("SegmentDataset needs at least one pair")
+        if not 0 <= speed_perturb < 0.5 or not 0 <= tilt < 1:
+            raise ValueError(f"speed_perturb must be in [0, 0.5) and tilt in [0, 1), got {speed_perturb}, {tilt}")
+        if (speed_perturb or tilt) and not remix:
+            raise ValueError("speed_perturb and tilt change the clean speech, so they need remix=True")
         self.pairs = pairs
         self.segment_samples = int(round(segment_seconds * sample_rate))
         self.seed = int(seed)
         self.remix = remix
         self.remix_snr_db = (float(remix_snr_db[0]), float(remix_snr_db[1]))
+        # Whole-percent speeds (a small resampling ratio); 0 draws nothing, keeping the un-augmented stream.
+        self.speed_percent = int(round(speed_perturb * augment.SPEED_STEP))
+        self.tilt = float(tilt)
         self.cache = cache
         self.epoch = 0
         self._audio: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -101,8 +118,16 @@ class SegmentDataset(Dataset):
         rng = self._rng(index)
         n = self.segment_samples
         noisy, clean = self._load(index)
-        start = int(rng.integers(0, max(1, clean.shape[-1] - n + 1)))
-        clean_seg = _crop(clean, start, n)
+        percent = augment.SPEED_STEP
+        if self.speed_percent:
+            percent += int(rng.integers(-self.speed_percent, self.speed_percent + 1))
+        m = augment.speed_input_samples(n, percent) if percent != augment.SPEED_STEP else n
+        start = int(rng.integers(0, max(1, clean.shape[-1] - m + 1)))
+        clean_seg = _crop(clean, start, m)
+        if percent != augment.SPEED_STEP:
+            clean_seg = augment.change_speed(clean_seg, percent, n)
+        if self.tilt:
+            clean_seg = augment.tilt(clean_seg, float(rng.uniform(-self.tilt, self.tilt)))
         if not self.remix:
             return _crop(noisy, start, n), clean_seg, self._ids[index]
         j = index

@@ -56,6 +56,9 @@ class DataConfig(ConfigBase):
     batch_size: int = 16  # segments per optimiser step *per process* (DDP multiplies it by the world size)
     num_workers: int = 0  # DataLoader worker processes (0 = load in the training process)
     remix: bool = False  # re-pair speech and noise on the fly (SegmentDataset's remix option)
+    speed_perturb: float = 0.0  # clean speech at a speed drawn from 1 ± this (0.1: 90-110 %); needs remix
+    tilt: float = 0.0  # clean speech through a random spectral tilt, coefficient in ± this; needs remix
+    exclude_speakers: list[str] = dataclasses.field(default_factory=list)  # train speakers left out (screening)
     valid_files: int = 8  # size of the fixed validation subset (first N files of valid_split, in order)
     valid_max_seconds: float = 0.0  # crop every validation file to its first N s (0 = whole file)
 
@@ -68,6 +71,12 @@ class DataConfig(ConfigBase):
             raise ConfigError(f"DataConfig.num_workers must be >= 0, got {self.num_workers}")
         if self.valid_files < 0:
             raise ConfigError(f"DataConfig.valid_files must be >= 0, got {self.valid_files}")
+        if not 0 <= self.speed_perturb < 0.5:
+            raise ConfigError(f"DataConfig.speed_perturb must be in [0, 0.5), got {self.speed_perturb}")
+        if not 0 <= self.tilt < 1:
+            raise ConfigError(f"DataConfig.tilt must be in [0, 1), got {self.tilt}")
+        if (self.speed_perturb or self.tilt) and not self.remix:
+            raise ConfigError("DataConfig.speed_perturb and tilt change the clean speech before mixing: set remix=true")
         if 0 < self.valid_max_seconds < 0.5:
             raise ConfigError(f"DataConfig.valid_max_seconds={self.valid_max_seconds}: PESQ needs at least 0.5 s")
 

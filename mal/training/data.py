@@ -116,7 +116,16 @@ def segment_dataset(cfg: DataConfig, seed: int) -> Any:
     from mal.data import SegmentDataset
 
     pairs = open_pairs(cfg, cfg.train_split)
-    return SegmentDataset(pairs, segment_seconds=cfg.segment_seconds, seed=seed, remix=cfg.remix)
+    if cfg.exclude_speakers:
+        pairs = pairs.without_speakers(cfg.exclude_speakers)
+    return SegmentDataset(
+        pairs,
+        segment_seconds=cfg.segment_seconds,
+        seed=seed,
+        remix=cfg.remix,
+        speed_perturb=cfg.speed_perturb,
+        tilt=cfg.tilt,
+    )
 
 
 def batch_at(cfg: DataConfig, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -99,3 +99,25 @@ def test_remix_is_deterministic_per_seed_and_epoch(pairs) -> None:
     other = SegmentDataset(pairs, 0.5, seed=6, remix=True)
     other.set_epoch(2)
     assert any(not torch.equal(a[i][0], other[i][0]) for i in range(4))
+
+
+def test_augmentation_is_deterministic_changes_only_the_clean_speech_and_is_off_by_default(pairs) -> None:
+    plain = SegmentDataset(pairs, 0.5, seed=3, remix=True)
+    off = SegmentDataset(pairs, 0.5, seed=3, remix=True, speed_perturb=0.0, tilt=0.0)
+    # Switched off, nothing extra is drawn: the segments are those of a dataset without the options.
+    assert all(torch.equal(plain[i][0], off[i][0]) and torch.equal(plain[i][1], off[i][1]) for i in range(4))
+    a = SegmentDataset(pairs, 0.5, seed=3, remix=True, speed_perturb=0.1, tilt=0.5)
+    b = SegmentDataset(pairs, 0.5, seed=3, remix=True, speed_perturb=0.1, tilt=0.5)
+    assert all(torch.equal(a[i][0], b[i][0]) and torch.equal(a[i][1], b[i][1]) for i in range(4))
+    noisy, clean, _ = a[2]
+    assert noisy.shape == clean.shape == (1, 8000)
+    assert not torch.equal(clean, plain[2][1])  # the target is the augmented speech
+    a.set_epoch(1)
+    assert not torch.equal(a[2][1], clean)  # a new speed, tilt and crop every epoch
+
+
+def test_augmentation_needs_remix_and_a_sane_range(pairs) -> None:
+    with pytest.raises(ValueError, match="remix=True"):
+        SegmentDataset(pairs, 0.5, speed_perturb=0.1)
+    with pytest.raises(ValueError, match="speed_perturb"):
+        SegmentDataset(pairs, 0.5, remix=True, speed_perturb=0.6)

@@ -308,6 +308,18 @@ def test_parallel_scoring_is_identical_to_serial(tmp_path) -> None:
     assert "estoi" in M.default_metrics(SR)
 
 
+def test_tensors_sent_to_scoring_workers_stay_private_to_the_caller() -> None:
+    # Pickling a tensor for a worker would move its storage into shared memory in place, under a caller that may
+    # still be reading it (evaluation enhances the same noisy tensor it just queued as the `noisy` estimate): the
+    # race corrupted about one estimate in 400. The workers get copies, so the caller's tensors are untouched.
+    clean = torch.from_numpy(speech_like(1.0, SR, seed=4).astype(np.float32))[None]
+    noisy = clean + 0.05 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    parallel = M.score_many([("a", clean, noisy), ("b", clean, clean)], ["si_sdr"], workers=2, progress=False)
+    assert not clean.is_shared() and not noisy.is_shared()
+    serial = M.score_many([("a", clean, noisy), ("b", clean, clean)], ["si_sdr"], workers=1, progress=False)
+    assert serial.equals(parallel)
+
+
 def test_rounding_to_ten_significant_digits_hides_last_bit_noise() -> None:
     assert M.scoring.round_significant(0.34281777185767875) == M.scoring.round_significant(0.34281777185767864)
     assert M.scoring.round_significant(-12.3456789012345) == -12.34567890

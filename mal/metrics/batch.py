@@ -119,6 +119,20 @@ def _score_task(
     return [(file_id, m, values[m], reasons.get(m, "")) for m in metrics]
 
 
+def _private_copy(audio: Audio) -> Audio:
+    """A NumPy copy of a tensor about to be sent to a worker process (paths and arrays pass as they are).
+
+    Pickling a CPU tensor for another process (torch's reducer) moves its storage into shared memory *in
+    place*, from the executor's feeder thread, while the caller may still be reading the same storage: the
+    ``noisy`` system's estimate is the very tensor the next system enhances. A reader caught mid-move sees
+    freed memory, and one model estimate in a few hundred came back near-silent (SI-SDR −90 dB) in a
+    two-worker evaluation. A NumPy copy is pickled by value and shares nothing.
+    """
+    if isinstance(audio, torch.Tensor):
+        return audio.detach().cpu().numpy().copy()
+    return audio
+
+
 def _normalise(pairs: Iterable[Any]) -> Iterator[tuple[str, Audio, Audio]]:
     for i, item in enumerate(pairs):
         if len(item) == 3:
@@ -222,6 +236,7 @@ def score_many(
                         except StopIteration:
                             exhausted = True
                             break
+                        clean, est = _private_copy(clean), _private_copy(est)
                         pending[pool.submit(_score_task, fid, clean, est, missing, sample_rate, opts)] = i
                     if not pending:
                         break

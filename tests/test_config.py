@@ -115,8 +115,9 @@ def test_exponent_without_a_dot_is_a_number() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"speed_perturb": 0.1}, "set remix=true"),
-        ({"tilt": 0.3, "remix": False}, "set remix=true"),
+        ({"speed_perturb": 0.1}, "speed_perturb act while remixing"),
+        ({"tilt": 0.3, "noise_mix": 0.5, "remix": False}, r"DataConfig\.tilt, noise_mix act while remixing.*remix=true"),
+        ({"noise_mix": 1.0, "remix": True}, r"noise_mix must be in \[0, 1\)"),
         ({"speed_perturb": 0.5, "remix": True}, r"speed_perturb must be in \[0, 0.5\)"),
         ({"tilt": -0.1, "remix": True}, r"tilt must be in \[0, 1\)"),
     ],

@@ -24,6 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated synthetic train voices: flite (all four) or flite-awb, flite-kal16, flite-rms, flite-slt",
     )
     build.add_argument("--n-train-extra", type=int, default=None, help="synthetic train utterances (profile default)")
+    build.add_argument(
+        "--n-valid-ood",
+        type=int,
+        default=None,
+        help="out-of-domain validation utterances (test_ood's unused words; default none)",
+    )
     build.add_argument("--no-progress", action="store_true", help="no progress bars")
     verify = sub.add_parser("verify", help="check every file of a built corpus against its SHA256SUMS")
     verify.add_argument("root")
@@ -50,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
                 "seed": args.seed,
                 "root": args.root,
                 "n_train_extra": args.n_train_extra,
+                "n_valid_ood": args.n_valid_ood,
             }
             for field, value in (("sources", args.sources), ("extra_voices", args.extra_voices)):
                 if value:

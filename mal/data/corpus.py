@@ -17,6 +17,9 @@ Splits:
   balanced over levels × noise types (as VoiceBank-DEMAND's test set uses fixed levels).
 * ``test_ood``: other real speakers (KTuberling words joined into utterances, one voice per language) and other
   noise (Sonic Pi samples, LinCity city sounds, Tux Racer slide textures), at the test levels.
+* ``valid_ood`` (opt-in, ``n_valid_ood``): out-of-domain utterances that ``test_ood`` did not take (same unseen
+  voices and noise recordings, other words, other noise crops), so a recipe can be screened for out-of-domain
+  robustness without looking at ``test_ood``. Only when asked for, so corpora without it keep their build key.
 * ``test_reverb``: test prompts in simulated rooms (see :mod:`mal.data.rooms`) with test-split noise; the
   clean reference is the dry speech aligned to the direct path.
 
@@ -74,7 +77,9 @@ from mal.data.synth_noise import COLOURS, coloured_noise, mains_hum
 from mal.io import atomic_write_json, atomic_write_text
 
 FORMAT = "mal-offline/1"
-SPLITS = ("train", "valid", "test", "test_ood", "test_reverb")
+# valid_ood comes last: it takes what test_ood left, so test_ood must be chosen first.
+SPLITS = ("train", "valid", "test", "test_ood", "test_reverb", "valid_ood")
+OPT_IN_SPLITS = ("valid_ood",)  # absent from PROFILE_SIZES: 0 unless CorpusConfig asks for them
 IN_DOMAIN_SPLITS = ("train", "valid", "test")
 MANIFEST_COLUMNS = (
     "id",
@@ -165,6 +170,7 @@ class CorpusConfig(ConfigBase):
     n_test: int | None = None
     n_test_ood: int | None = None
     n_test_reverb: int | None = None
+    n_valid_ood: int | None = None  # opt-in out-of-domain validation utterances (test_ood's leftovers); None: 0
     n_rooms: int | None = None  # simulated rooms for test_reverb; None: profile default
     extra_voices: list[str] | None = None  # synthetic train voices (mal.data.voices: "flite" or "flite-slt", ...)
     n_train_extra: int | None = None  # synthetic utterances appended to train; -1: all; None: profile default
@@ -235,7 +241,7 @@ class CorpusConfig(ConfigBase):
     def sizes(self) -> dict[str, int]:
         """Utterances per split (-1: all) and ``rooms``, profile defaults filled in."""
         out = dict(PROFILE_SIZES[self.profile])
-        for split in SPLITS:
+        for split in SPLITS:  # an opt-in split appears only when asked for, so existing build keys stay
             if getattr(self, f"n_{split}") is not None:
                 out[split] = getattr(self, f"n_{split}")
         if self.n_rooms is not None:
@@ -251,7 +257,8 @@ class CorpusConfig(ConfigBase):
 
     def build_key(self) -> str:
         """Hash of everything that changes the corpus content (the output folder does not)."""
-        content = {k: v for k, v in self.to_dict().items() if k not in ("root", "extra_voices", "n_train_extra")}
+        left_out = ("root", "extra_voices", "n_train_extra", *(f"n_{s}" for s in OPT_IN_SPLITS))  # via sizes()
+        content = {k: v for k, v in self.to_dict().items() if k not in left_out}
         if self.extra_voices:  # only then, so corpora built before the option existed keep their key
             content.update(extra_voices=voices.resolve_voices(self.extra_voices), n_train_extra=self.n_extra())
         content.update(
@@ -878,21 +885,28 @@ def _mix(
     sizes = cfg.sizes()
     summary: dict[str, Any] = {}
     shortfall: dict[str, str] = {}
+    taken_ood: set[int] = set()
     for split in SPLITS:
-        n = sizes[split]
-        if split == "test_ood" and ("test_ood" not in plans or not noise.ood_types):
+        n = sizes.get(split, 0)
+        ood = split in ("test_ood", "valid_ood")
+        if ood and ("test_ood" not in plans or not noise.ood_types):
             continue
         if n == 0:
             continue
-        pool_split = "test" if split == "test_reverb" else split
-        chosen = select_balanced(plans[pool_split], n, rng_for(cfg.seed, "select", split))
+        pool_split = {"test_reverb": "test", "valid_ood": "test_ood"}.get(split, split)
+        pool = plans[pool_split]
+        if split == "valid_ood":  # never an utterance of test_ood: other words of the same unseen voices
+            pool = [u for u in pool if id(u) not in taken_ood]
+        chosen = select_balanced(pool, n, rng_for(cfg.seed, "select", split))
+        if split == "test_ood":
+            taken_ood = {id(u) for u in chosen}
         if 0 <= n and len(chosen) < n:
             shortfall[split] = f"asked for {n}, only {len(chosen)} utterances available"
             warnings.warn(f"mal-offline {split}: {shortfall[split]}", stacklevel=3)
         if split == "train":  # after the real ones, so those keep their ids, conditions and bytes
             chosen = chosen + extra_train
-        types = noise.ood_types if split == "test_ood" else noise.in_types
-        split_pools = dict(noise.ood_pools) if split == "test_ood" else noise.pools[pool_split]
+        types = noise.ood_types if ood else noise.in_types
+        split_pools = dict(noise.ood_pools) if ood else noise.pools[pool_split]
         for nt in types:
             if nt not in GENERATED_TYPES and not split_pools.get(nt):
                 raise DataError(f"{split}: no {nt!r} noise files fall into this split; use more noise files")

@@ -16,8 +16,9 @@ Rules:
 * Voice and channel augmentation (remixing only; :mod:`mal.data.augment`): with ``speed_perturb = p`` the clean
   speech plays at a whole-percent speed drawn uniformly from ``[1 − p, 1 + p]``; with ``tilt = a`` it gets a
   spectral tilt with coefficient drawn uniformly from ``[−a, a]``. Both change the clean segment before the noise
-  is added, so the target is the augmented speech. At 0 (the default) nothing extra is drawn, so the segments
-  are exactly those of a dataset built without the options.
+  is added, so the target is the augmented speech. ``noise_speed_perturb``, ``noise_tilt`` do the same to the
+  noise, and ``noise_mix`` adds a second utterance's noise with that probability. At 0 (the default) nothing
+  extra is drawn, so the segments are exactly those of a dataset built without the options.
 * Decoded waveforms are cached in memory on first access (``cache=True``): the corpora here are small (the quick
   train split is about 300 MB as float32), and decoding on every access costs more than the training step on CPU.
 """
@@ -53,6 +54,8 @@ class SegmentDataset(Dataset):
         remix_snr_db: SNR range (dB) for remixing, drawn uniformly.
         speed_perturb: largest relative speed change of the clean speech (0.1: 90–110 %); needs ``remix``.
         tilt: largest spectral-tilt coefficient of the clean speech (:func:`mal.data.augment.tilt`); needs ``remix``.
+        noise_speed_perturb, noise_tilt: the same for the noise (its spectrum shifts and tilts); need ``remix``.
+        noise_mix: probability of adding a second utterance's noise, 0-10 dB below the first; needs ``remix``.
         sample_rate: must match the pairs (16 kHz in mal).
         cache: keep decoded waveforms in memory after first access.
 
@@ -68,6 +71,9 @@ class SegmentDataset(Dataset):
         remix_snr_db: tuple[float, float] = (0.0, 15.0),
         speed_perturb: float = 0.0,
         tilt: float = 0.0,
+        noise_speed_perturb: float = 0.0,
+        noise_tilt: float = 0.0,
+        noise_mix: float = 0.0,
         sample_rate: int = SAMPLE_RATE,
         cache: bool = True,
     ):
@@ -77,10 +83,14 @@ class SegmentDataset(Dataset):
             raise ValueError(f"remix_snr_db must be (low, high), got {remix_snr_db}")
         if len(pairs) == 0:
             raise ValueError("SegmentDataset needs at least one pair")
-        if not 0 <= speed_perturb < 0.5 or not 0 <= tilt < 1:
-            raise ValueError(f"speed_perturb must be in [0, 0.5) and tilt in [0, 1), got {speed_perturb}, {tilt}")
-        if (speed_perturb or tilt) and not remix:
-            raise ValueError("speed_perturb and tilt change the clean speech, so they need remix=True")
+        for name, value in (("speed_perturb", speed_perturb), ("noise_speed_perturb", noise_speed_perturb)):
+            if not 0 <= value < 0.5:
+                raise ValueError(f"{name} must be in [0, 0.5), got {value}")
+        for name, value in (("tilt", tilt), ("noise_tilt", noise_tilt), ("noise_mix", noise_mix)):
+            if not 0 <= value < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if (speed_perturb or tilt or noise_speed_perturb or noise_tilt or noise_mix) and not remix:
+            raise ValueError("speed_perturb, tilt and the noise_* options act while remixing, so they need remix=True")
         self.pairs = pairs
         self.segment_samples = int(round(segment_seconds * sample_rate))
         self.seed = int(seed)
@@ -89,6 +99,9 @@ class SegmentDataset(Dataset):
         # Whole-percent speeds (a small resampling ratio); 0 draws nothing, keeping the un-augmented stream.
         self.speed_percent = int(round(speed_perturb * augment.SPEED_STEP))
         self.tilt = float(tilt)
+        self.noise_speed_percent = int(round(noise_speed_perturb * augment.SPEED_STEP))
+        self.noise_tilt = float(noise_tilt)
+        self.noise_mix = float(noise_mix)
         self.cache = cache
         self.epoch = 0
         self._audio: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -118,28 +131,16 @@ class SegmentDataset(Dataset):
         rng = self._rng(index)
         n = self.segment_samples
         noisy, clean = self._load(index)
-        percent = augment.SPEED_STEP
-        if self.speed_percent:
-            percent += int(rng.integers(-self.speed_percent, self.speed_percent + 1))
-        m = augment.speed_input_samples(n, percent) if percent != augment.SPEED_STEP else n
-        start = int(rng.integers(0, max(1, clean.shape[-1] - m + 1)))
-        clean_seg = _crop(clean, start, m)
-        if percent != augment.SPEED_STEP:
-            clean_seg = augment.change_speed(clean_seg, percent, n)
-        if self.tilt:
-            clean_seg = augment.tilt(clean_seg, float(rng.uniform(-self.tilt, self.tilt)))
+        clean_seg, start = _augmented_crop(clean, n, rng, self.speed_percent, self.tilt, tile=False)
         if not self.remix:
             return _crop(noisy, start, n), clean_seg, self._ids[index]
-        j = index
-        if len(self) > 1:
-            j = int(rng.integers(len(self) - 1))
-            j += int(j >= index)
-        other_noisy, other_clean = self._load(j)
-        noise = other_noisy - other_clean
-        if noise.shape[-1] < n:
-            noise = noise.repeat(1, -(-n // noise.shape[-1]))
-        noise_start = int(rng.integers(0, noise.shape[-1] - n + 1))
-        noise = noise[..., noise_start : noise_start + n]
+        noise = self._noise_of(self._other(index, rng), n, rng)
+        if self.noise_mix and float(rng.uniform()) < self.noise_mix:
+            # A second noise of another utterance, 0-10 dB below the first: scenes more varied than one source.
+            second = self._noise_of(self._other(index, rng), n, rng)
+            p1, p2 = float(noise.double().pow(2).mean()), float(second.double().pow(2).mean())
+            if p1 > 0 and p2 > 0:
+                noise = noise + second * float(np.sqrt(p1 / p2 * 10 ** (rng.uniform(-10.0, 0.0) / 10)))
         snr = float(rng.uniform(*self.remix_snr_db))
         p_clean = float(clean_seg.double().pow(2).mean())
         p_noise = float(noise.double().pow(2).mean())
@@ -150,6 +151,43 @@ class SegmentDataset(Dataset):
         if peak > REMIX_PEAK:
             mixed, clean_seg = mixed * (REMIX_PEAK / peak), clean_seg * (REMIX_PEAK / peak)
         return mixed.float(), clean_seg.float(), self._ids[index]
+
+
+    def _other(self, index: int, rng: np.random.Generator) -> int:
+        """Another item than ``index``, uniformly (``index`` itself when there is no other)."""
+        if len(self) == 1:
+            return index
+        j = int(rng.integers(len(self) - 1))
+        return j + int(j >= index)
+
+    def _noise_of(self, j: int, n: int, rng: np.random.Generator) -> torch.Tensor:
+        """``n`` samples of item ``j``'s noise ``noisy − clean`` (tiled when short), with the noise augmentation."""
+        other_noisy, other_clean = self._load(j)
+        segment, _ = _augmented_crop(other_noisy - other_clean, n, rng, self.noise_speed_percent, self.noise_tilt, True)
+        return segment
+
+
+def _augmented_crop(
+    x: torch.Tensor, n: int, rng: np.random.Generator, speed_percent: int, tilt: float, tile: bool
+) -> tuple[torch.Tensor, int]:
+    """A random ``(1, n)`` crop of ``x``, sped up or slowed down and tilted when asked; also the crop's start.
+
+    Nothing is drawn for a switched-off option, so with both off the draws (one start) and the crop are those of
+    a plain random crop. ``tile``: repeat a short ``x`` to the length needed (noise) instead of zero-padding.
+    """
+    percent = augment.SPEED_STEP
+    if speed_percent:
+        percent += int(rng.integers(-speed_percent, speed_percent + 1))
+    m = augment.speed_input_samples(n, percent) if percent != augment.SPEED_STEP else n
+    if tile and x.shape[-1] < m:
+        x = x.repeat(1, -(-m // x.shape[-1]))
+    start = int(rng.integers(0, max(1, x.shape[-1] - m + 1)))
+    segment = _crop(x, start, m)
+    if percent != augment.SPEED_STEP:
+        segment = augment.change_speed(segment, percent, n)
+    if tilt:
+        segment = augment.tilt(segment, float(rng.uniform(-tilt, tilt)))
+    return segment, start
 
 
 def collate_segments(

@@ -44,6 +44,10 @@ class ModelConfig(ConfigBase):
     hparams: dict[str, Any] = dataclasses.field(default_factory=dict)  # constructor keywords; {} = model defaults
 
 
+# DataConfig fields that augment the training segments (SegmentDataset keywords of the same names).
+AUGMENTATION_FIELDS = ("speed_perturb", "tilt", "noise_speed_perturb", "noise_tilt", "noise_mix")
+
+
 @dataclasses.dataclass
 class DataConfig(ConfigBase):
     """Where the training pairs come from and how they are cut into batches."""
@@ -58,6 +62,9 @@ class DataConfig(ConfigBase):
     remix: bool = False  # re-pair speech and noise on the fly (SegmentDataset's remix option)
     speed_perturb: float = 0.0  # clean speech at a speed drawn from 1 ± this (0.1: 90-110 %); needs remix
     tilt: float = 0.0  # clean speech through a random spectral tilt, coefficient in ± this; needs remix
+    noise_speed_perturb: float = 0.0  # the noise at a speed drawn from 1 ± this (its spectrum shifts); needs remix
+    noise_tilt: float = 0.0  # the noise through a random spectral tilt, coefficient in ± this; needs remix
+    noise_mix: float = 0.0  # probability of a second utterance's noise 0-10 dB under the first; needs remix
     exclude_speakers: list[str] = dataclasses.field(default_factory=list)  # train speakers left out (screening)
     valid_files: int = 8  # size of the fixed validation subset (first N files of valid_split, in order)
     valid_max_seconds: float = 0.0  # crop every validation file to its first N s (0 = whole file)
@@ -71,12 +78,15 @@ class DataConfig(ConfigBase):
             raise ConfigError(f"DataConfig.num_workers must be >= 0, got {self.num_workers}")
         if self.valid_files < 0:
             raise ConfigError(f"DataConfig.valid_files must be >= 0, got {self.valid_files}")
-        if not 0 <= self.speed_perturb < 0.5:
-            raise ConfigError(f"DataConfig.speed_perturb must be in [0, 0.5), got {self.speed_perturb}")
-        if not 0 <= self.tilt < 1:
-            raise ConfigError(f"DataConfig.tilt must be in [0, 1), got {self.tilt}")
-        if (self.speed_perturb or self.tilt) and not self.remix:
-            raise ConfigError("DataConfig.speed_perturb and tilt change the clean speech before mixing: set remix=true")
+        for name in ("speed_perturb", "noise_speed_perturb"):
+            if not 0 <= getattr(self, name) < 0.5:
+                raise ConfigError(f"DataConfig.{name} must be in [0, 0.5), got {getattr(self, name)}")
+        for name in ("tilt", "noise_tilt", "noise_mix"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"DataConfig.{name} must be in [0, 1), got {getattr(self, name)}")
+        augmented = [n for n in AUGMENTATION_FIELDS if getattr(self, n)]
+        if augmented and not self.remix:
+            raise ConfigError(f"DataConfig.{', '.join(augmented)} act while remixing speech and noise: set remix=true")
         if 0 < self.valid_max_seconds < 0.5:
             raise ConfigError(f"DataConfig.valid_max_seconds={self.valid_max_seconds}: PESQ needs at least 0.5 s")
 

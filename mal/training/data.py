@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from mal.training.config import DataConfig
+from mal.training.config import AUGMENTATION_FIELDS, DataConfig
 
 # Mixed into the permutation seed so the data order is not correlated with the model-init RNG stream.
 _ORDER_SALT = 0x5EED_DA7A
@@ -118,14 +118,8 @@ def segment_dataset(cfg: DataConfig, seed: int) -> Any:
     pairs = open_pairs(cfg, cfg.train_split)
     if cfg.exclude_speakers:
         pairs = pairs.without_speakers(cfg.exclude_speakers)
-    return SegmentDataset(
-        pairs,
-        segment_seconds=cfg.segment_seconds,
-        seed=seed,
-        remix=cfg.remix,
-        speed_perturb=cfg.speed_perturb,
-        tilt=cfg.tilt,
-    )
+    augmentation = {name: getattr(cfg, name) for name in AUGMENTATION_FIELDS}
+    return SegmentDataset(pairs, segment_seconds=cfg.segment_seconds, seed=seed, remix=cfg.remix, **augmentation)
 
 
 def batch_at(cfg: DataConfig, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -249,3 +249,26 @@ def test_refuses_to_overwrite_a_foreign_folder(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="refusing to overwrite"):
         build_corpus(CorpusConfig(profile="smoke", root=str(tmp_path / "mine")), tmp_path / "raw", progress=False)
     assert not (tmp_path / "raw").exists()  # failed before downloading anything
+
+
+def test_valid_ood_takes_what_test_ood_left_and_changes_nothing_else(
+    smoke_corpus: Path, mal_raw_dir: Path, tmp_path: Path
+) -> None:
+    cfg = CorpusConfig(profile="smoke", seed=0, root=str(tmp_path / "v"), n_test_ood=4, n_valid_ood=4)
+    root = build_corpus(cfg, mal_raw_dir, progress=False)
+    plain = build_corpus(cfg.replace(n_valid_ood=None, root=str(tmp_path / "p")), mal_raw_dir, progress=False)
+    sums = {p: (p / "SHA256SUMS").read_text().splitlines() for p in (root, plain)}
+    # Every other split is byte for byte the corpus built without it.
+    assert [s for s in sums[root] if " valid_ood/" not in s] == sums[plain]
+    valid_ood, test_ood = _rows(root, "valid_ood"), _rows(root, "test_ood")
+    assert len(valid_ood) == 4 and all(r["speaker"].startswith("ktuberling-") for r in valid_ood)
+    assert {r["noise_type"] for r in valid_ood} <= {r["noise_type"] for r in test_ood}
+    assert {r["snr_db"] for r in valid_ood} <= {f"{x:.4f}" for x in cfg.test_snr_levels_db}
+
+    def recordings(rows: list[dict]) -> set[tuple[str, str]]:
+        return {(r["speaker"], word) for r in rows for word in r["prompt"].split("+")}
+
+    assert not recordings(valid_ood) & recordings(test_ood)  # other words of the same unseen voices
+    # Opt-in: a config that does not ask for it keeps the build key it had before the split existed.
+    assert "valid_ood" not in CorpusConfig(profile="quick").sizes()
+    assert cfg.build_key() != cfg.replace(n_valid_ood=None).build_key()

@@ -121,3 +121,20 @@ def test_augmentation_needs_remix_and_a_sane_range(pairs) -> None:
         SegmentDataset(pairs, 0.5, speed_perturb=0.1)
     with pytest.raises(ValueError, match="speed_perturb"):
         SegmentDataset(pairs, 0.5, remix=True, speed_perturb=0.6)
+
+
+def test_noise_augmentation_changes_the_noise_and_keeps_the_clean_speech(pairs) -> None:
+    plain = SegmentDataset(pairs, 0.5, seed=4, remix=True)
+    kw = {"noise_speed_perturb": 0.3, "noise_tilt": 0.9, "noise_mix": 0.99}
+    a, b = SegmentDataset(pairs, 0.5, seed=4, remix=True, **kw), SegmentDataset(pairs, 0.5, seed=4, remix=True, **kw)
+    for i in range(4):
+        noisy, clean, _ = a[i]
+        assert torch.equal(clean, plain[i][1])  # the speech draws come first and are untouched
+        assert torch.equal(noisy, b[i][0]) and not torch.equal(noisy, plain[i][0])
+        # The SNR is still set on the final (possibly two-source) noise: within the remix range, 0-15 dB.
+        noise = (noisy - clean).double()
+        snr = 10 * torch.log10(clean.double().pow(2).mean() / noise.pow(2).mean())
+        if clean.abs().max() > 0 and noisy.abs().max() < 0.98:  # not rescaled for the peak, not padding only
+            assert -0.01 <= float(snr) <= 15.01
+    with pytest.raises(ValueError, match="noise_mix must be in"):
+        SegmentDataset(pairs, 0.5, remix=True, noise_mix=1.0)

@@ -121,16 +121,21 @@ class PairDataset(Dataset):
                 return i
         raise KeyError(f"{self.name}: no item with id {item_id!r}")
 
-    def without_speakers(self, speakers: Sequence[str]) -> PairDataset:
-        """A copy without the items whose ``meta["speaker"]`` is one of ``speakers`` (held-out-voice screening)."""
-        present = {e.meta.get("speaker") for e in self.entries}
-        unknown = sorted(set(speakers) - present)
+    def without(self, field: str, values: Sequence[str]) -> PairDataset:
+        """A copy without the items whose ``meta[field]`` is one of ``values``.
+
+        For held-out screening: ``without("speaker", ["June"])`` trains on every voice but one, and
+        ``without("noise_type", ["music"])`` on every noise type but one. A value no item has is an error (a typo
+        would otherwise leave everything in).
+        """
+        present = {e.meta.get(field) for e in self.entries}
+        unknown = sorted(set(values) - present)
         if unknown:
             known = sorted(str(s) for s in present if s is not None)
-            raise DataError(f"{self.name}: no speaker {unknown} to leave out; the speakers are {known}")
-        kept = [e for e in self.entries if e.meta.get("speaker") not in set(speakers)]
+            raise DataError(f"{self.name}: no {field} {unknown} to leave out; the values are {known}")
+        kept = [e for e in self.entries if e.meta.get(field) not in set(values)]
         if not kept:
-            raise DataError(f"{self.name}: leaving out {sorted(speakers)} leaves no items")
+            raise DataError(f"{self.name}: leaving out {field} {sorted(values)} leaves no items")
         return PairDataset(
             kept,
             self.name,

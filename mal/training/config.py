@@ -66,6 +66,7 @@ class DataConfig(ConfigBase):
     noise_tilt: float = 0.0  # the noise through a random spectral tilt, coefficient in ± this; needs remix
     noise_mix: float = 0.0  # probability of a second utterance's noise 0-10 dB under the first; needs remix
     exclude_speakers: list[str] = dataclasses.field(default_factory=list)  # train speakers left out (screening)
+    exclude_noise_types: list[str] = dataclasses.field(default_factory=list)  # train noise types left out (same)
     valid_files: int = 8  # size of the fixed validation subset (first N files of valid_split, in order)
     valid_max_seconds: float = 0.0  # crop every validation file to its first N s (0 = whole file)
 

@@ -117,7 +117,9 @@ def segment_dataset(cfg: DataConfig, seed: int) -> Any:
 
     pairs = open_pairs(cfg, cfg.train_split)
     if cfg.exclude_speakers:
-        pairs = pairs.without_speakers(cfg.exclude_speakers)
+        pairs = pairs.without("speaker", cfg.exclude_speakers)
+    if cfg.exclude_noise_types:
+        pairs = pairs.without("noise_type", cfg.exclude_noise_types)
     augmentation = {name: getattr(cfg, name) for name in AUGMENTATION_FIELDS}
     return SegmentDataset(pairs, segment_seconds=cfg.segment_seconds, seed=seed, remix=cfg.remix, **augmentation)
 

@@ -230,14 +230,16 @@ def test_mal_offline_items(smoke_corpus: Path) -> None:
         open_dataset("mal-offline", smoke_corpus / "test", "clean")
 
 
-def test_without_speakers_leaves_a_voice_out_and_names_typos(smoke_corpus: Path) -> None:
+def test_without_leaves_a_voice_or_a_noise_out_and_names_typos(smoke_corpus: Path) -> None:
     train = open_dataset("mal-offline", smoke_corpus, "train")
     speakers = sorted({train.meta(i)["speaker"] for i in range(len(train))})
-    kept = train.without_speakers([speakers[0]])
+    kept = train.without("speaker", [speakers[0]])
     assert 0 < len(kept) < len(train)
     assert {kept.meta(i)["speaker"] for i in range(len(kept))} == set(speakers[1:])
     assert kept.load_pair(0)[1].shape == train.load_pair(train.index_of(kept.ids[0]))[1].shape
-    with pytest.raises(DataError, match=re.escape(f"no speaker ['Nobody'] to leave out; the speakers are {speakers}")):
-        train.without_speakers(["Nobody"])
+    with pytest.raises(DataError, match=re.escape(f"no speaker ['Nobody'] to leave out; the values are {speakers}")):
+        train.without("speaker", ["Nobody"])
     with pytest.raises(DataError, match="leaves no items"):
-        train.without_speakers(speakers)
+        train.without("speaker", speakers)
+    no_hum = train.without("noise_type", ["hum"])
+    assert "hum" not in {no_hum.meta(i)["noise_type"] for i in range(len(no_hum))} and len(no_hum) < len(train)

@@ -152,7 +152,6 @@ class SegmentDataset(Dataset):
             mixed, clean_seg = mixed * (REMIX_PEAK / peak), clean_seg * (REMIX_PEAK / peak)
         return mixed.float(), clean_seg.float(), self._ids[index]
 
-
     def _other(self, index: int, rng: np.random.Generator) -> int:
         """Another item than ``index``, uniformly (``index`` itself when there is no other)."""
         if len(self) == 1:

@@ -219,3 +219,33 @@ def test_parallel_decoding_gives_the_same_bytes(tmp_path: Path, monkeypatch: pyt
     assert calls == [12] and len(list((tmp_path / "parallel").rglob("*.npy"))) == 12
     for f in files:
         assert np.array_equal(serial.load(f), parallel.load(f))
+
+
+def test_minetest_foley_leaves_out_surface_sounds_that_resemble_test_ood_slides(tmp_path: Path) -> None:
+    mods = tmp_path / "usr/share/games/minetest/games/minetest_game/mods"
+    for mod, name in (
+        ("doors", "doors_door_open"),
+        ("fire", "fire_fire.1"),
+        ("default", "default_snow_footstep.1"),
+        ("default", "default_dig_cracky.2"),
+        ("default", "default_gravel_dug.1"),
+        ("default", "default_place_node.1"),
+        ("default", "default_break_glass.1"),
+    ):
+        (mods / mod / "sounds").mkdir(parents=True, exist_ok=True)
+        (mods / mod / "sounds" / f"{name}.ogg").write_bytes(b"\x01" * 10)
+    files, excluded = list_source_files("minetest", tmp_path)
+    assert [f.prompt for f in files] == ["default_break_glass.1", "doors_door_open", "fire_fire.1"]
+    assert all(f.noise_type == "foley" for f in files)
+    assert len(excluded) == 4 and all("slides" in e.reason for e in excluded)
+
+
+def test_opt_in_sources_stay_out_of_every_profile_until_named() -> None:
+    from mal.data import PROFILE_SOURCES, CorpusConfig
+
+    opt_in = {name for name, s in SOURCES.items() if s.opt_in}
+    assert opt_in == {"colobot", "minetest"}
+    assert not any(opt_in & set(names) for names in PROFILE_SOURCES.values())
+    named = CorpusConfig(profile="quick", sources=[*PROFILE_SOURCES["quick"], "colobot"])
+    assert "colobot" in named.source_names() and named.build_key() != CorpusConfig(profile="quick").build_key()
+    assert {a.name for a in archives_for(["colobot", "minetest"])} == {"colobot-common-sounds", "minetest-data"}

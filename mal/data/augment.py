@@ -18,12 +18,36 @@ validation splits in docs/model_quality.md: neither closes the out-of-domain gap
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
-import torchaudio.functional as AF
 
 # Speed factors are whole percentages: ``factor = percent / 100`` keeps the resampling ratio a small fraction.
 SPEED_STEP = 100
+# The augmentation settings (SegmentDataset keywords and DataConfig fields of the same names) and the open upper
+# bound of each: speeds below 50 % or above 150 % are not voices any more; tilt coefficients and a probability < 1.
+BOUNDS: dict[str, float] = {
+    "speed_perturb": 0.5,
+    "tilt": 1.0,
+    "noise_speed_perturb": 0.5,
+    "noise_tilt": 1.0,
+    "noise_mix": 1.0,
+}
+
+
+def check_settings(settings: Mapping[str, float], remix: bool) -> None:
+    """Raise ValueError unless every setting lies in ``[0, bound)`` and any switched-on one has ``remix``.
+
+    Args:
+        settings: name (a key of :data:`BOUNDS`) → value.
+        remix: whether segments are remixed; the augmentations act on the clean speech and noise while mixing.
+    """
+    for name, value in settings.items():
+        if not 0 <= value < BOUNDS[name]:
+            raise ValueError(f"{name} must be in [0, {BOUNDS[name]:g}), got {value}")
+    on = [name for name, value in settings.items() if value]
+    if on and not remix:
+        raise ValueError(f"{', '.join(on)} act while remixing speech and noise, so they need remix=True")
 
 
 def speed_input_samples(n: int, percent: int) -> int:
@@ -46,6 +70,8 @@ def change_speed(x: torch.Tensor, percent: int, n: int) -> torch.Tensor:
     if percent <= 0:
         raise ValueError(f"change_speed: percent must be positive, got {percent}")
     if percent != SPEED_STEP:
+        import torchaudio.functional as AF  # here: config validation imports this module, resampling is rare
+
         # Reading x as if sampled at `percent` Hz and resampling to SPEED_STEP Hz shortens it by percent/100.
         x = AF.resample(x, orig_freq=percent, new_freq=SPEED_STEP)
     x = x[..., :n]

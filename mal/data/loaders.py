@@ -133,7 +133,8 @@ class PairDataset(Dataset):
         if unknown:
             known = sorted(str(s) for s in present if s is not None)
             raise DataError(f"{self.name}: no {field} {unknown} to leave out; the values are {known}")
-        kept = [e for e in self.entries if e.meta.get(field) not in set(values)]
+        left_out = set(values)
+        kept = [e for e in self.entries if e.meta.get(field) not in left_out]
         if not kept:
             raise DataError(f"{self.name}: leaving out {field} {sorted(values)} leaves no items")
         return PairDataset(

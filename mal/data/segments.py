@@ -83,14 +83,16 @@ class SegmentDataset(Dataset):
             raise ValueError(f"remix_snr_db must be (low, high), got {remix_snr_db}")
         if len(pairs) == 0:
             raise ValueError("SegmentDataset needs at least one pair")
-        for name, value in (("speed_perturb", speed_perturb), ("noise_speed_perturb", noise_speed_perturb)):
-            if not 0 <= value < 0.5:
-                raise ValueError(f"{name} must be in [0, 0.5), got {value}")
-        for name, value in (("tilt", tilt), ("noise_tilt", noise_tilt), ("noise_mix", noise_mix)):
-            if not 0 <= value < 1:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
-        if (speed_perturb or tilt or noise_speed_perturb or noise_tilt or noise_mix) and not remix:
-            raise ValueError("speed_perturb, tilt and the noise_* options act while remixing, so they need remix=True")
+        augment.check_settings(
+            {
+                "speed_perturb": speed_perturb,
+                "tilt": tilt,
+                "noise_speed_perturb": noise_speed_perturb,
+                "noise_tilt": noise_tilt,
+                "noise_mix": noise_mix,
+            },
+            remix,
+        )
         self.pairs = pairs
         self.segment_samples = int(round(segment_seconds * sample_rate))
         self.seed = int(seed)

@@ -44,10 +44,6 @@ class ModelConfig(ConfigBase):
     hparams: dict[str, Any] = dataclasses.field(default_factory=dict)  # constructor keywords; {} = model defaults
 
 
-# DataConfig fields that augment the training segments (SegmentDataset keywords of the same names).
-AUGMENTATION_FIELDS = ("speed_perturb", "tilt", "noise_speed_perturb", "noise_tilt", "noise_mix")
-
-
 @dataclasses.dataclass
 class DataConfig(ConfigBase):
     """Where the training pairs come from and how they are cut into batches."""
@@ -79,17 +75,20 @@ class DataConfig(ConfigBase):
             raise ConfigError(f"DataConfig.num_workers must be >= 0, got {self.num_workers}")
         if self.valid_files < 0:
             raise ConfigError(f"DataConfig.valid_files must be >= 0, got {self.valid_files}")
-        for name in ("speed_perturb", "noise_speed_perturb"):
-            if not 0 <= getattr(self, name) < 0.5:
-                raise ConfigError(f"DataConfig.{name} must be in [0, 0.5), got {getattr(self, name)}")
-        for name in ("tilt", "noise_tilt", "noise_mix"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(f"DataConfig.{name} must be in [0, 1), got {getattr(self, name)}")
-        augmented = [n for n in AUGMENTATION_FIELDS if getattr(self, n)]
-        if augmented and not self.remix:
-            raise ConfigError(f"DataConfig.{', '.join(augmented)} act while remixing speech and noise: set remix=true")
+        from mal.data import augment  # here: importing mal.data at start-up would cost `mal train --help` ~1 s
+
+        try:
+            augment.check_settings(self.augmentation(), self.remix)
+        except ValueError as err:
+            raise ConfigError(f"DataConfig.{err}") from err
         if 0 < self.valid_max_seconds < 0.5:
             raise ConfigError(f"DataConfig.valid_max_seconds={self.valid_max_seconds}: PESQ needs at least 0.5 s")
+
+    def augmentation(self) -> dict[str, float]:
+        """The augmentation settings (``mal.data.augment.BOUNDS`` names), as SegmentDataset keywords."""
+        from mal.data import augment
+
+        return {name: getattr(self, name) for name in augment.BOUNDS}
 
 
 @dataclasses.dataclass

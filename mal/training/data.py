@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from mal.training.config import AUGMENTATION_FIELDS, DataConfig
+from mal.training.config import DataConfig
 
 # Mixed into the permutation seed so the data order is not correlated with the model-init RNG stream.
 _ORDER_SALT = 0x5EED_DA7A
@@ -120,8 +120,7 @@ def segment_dataset(cfg: DataConfig, seed: int) -> Any:
         pairs = pairs.without("speaker", cfg.exclude_speakers)
     if cfg.exclude_noise_types:
         pairs = pairs.without("noise_type", cfg.exclude_noise_types)
-    augmentation = {name: getattr(cfg, name) for name in AUGMENTATION_FIELDS}
-    return SegmentDataset(pairs, segment_seconds=cfg.segment_seconds, seed=seed, remix=cfg.remix, **augmentation)
+    return SegmentDataset(pairs, segment_seconds=cfg.segment_seconds, seed=seed, remix=cfg.remix, **cfg.augmentation())
 
 
 def batch_at(cfg: DataConfig, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:

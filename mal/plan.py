@@ -315,6 +315,10 @@ def build_steps(plan: StudyPlan) -> list[Step]:
 
     corpus_root = str(plan.corpus_root)
     corpus = {**plan.corpus, "seed": plan.seed, "data_root": corpus_root, "run_dir": str(plan.run_dir(CORPUS))}
+    if corpus.get("sources") is None:
+        # The step names the sources it builds, so a change of the corpus profile's default sources reruns it (its
+        # notebook and parameters would otherwise be unchanged) and step.json records what was built.
+        corpus["sources"] = list(DataPreparationConfig.from_parameters(corpus).corpus.source_names())
     steps = [_step(CORPUS, "01_data_preparation", DataPreparationConfig, corpus, (), plan.cores)]
     if plan.uses_lossnet():
         params = {"threads": 1, **plan.lossnet, "data_root": corpus_root, "seed": plan.seed}

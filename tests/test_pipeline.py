@@ -130,6 +130,20 @@ def test_changed_parameter_reruns_only_what_depends_on_it(tmp_path) -> None:
     assert changed == {n for n in before if n not in ("corpus", "lossnet")}
 
 
+def test_corpus_step_names_the_sources_it_builds(tmp_path, monkeypatch) -> None:
+    from mal.data import corpus
+
+    cfg = _quick(tmp_path)
+    steps = build_steps(cfg)
+    assert steps[0].params["sources"] == list(corpus.PROFILE_SOURCES["quick"])
+    # Naming the profile's own sources is the same study; a new default source in the profile reruns every step.
+    named = cfg.replace(corpus={**cfg.corpus, "sources": list(corpus.PROFILE_SOURCES["quick"])})
+    assert fingerprints(build_steps(named)) == fingerprints(steps)
+    monkeypatch.setitem(corpus.PROFILE_SOURCES, "quick", corpus.PROFILE_SOURCES["quick"][:-1])
+    shrunk = fingerprints(build_steps(cfg))
+    assert all(shrunk[name] != fp for name, fp in fingerprints(steps).items())
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

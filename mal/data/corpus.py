@@ -100,7 +100,7 @@ MANIFEST_COLUMNS = (
     "seed",
 )
 
-DEFAULT_SOURCES = tuple(s for s in SOURCES if not SOURCES[s].opt_in)  # what quick and full build
+DEFAULT_SOURCES = tuple(SOURCES)  # what quick and full build: every source
 PROFILE_SOURCES: dict[str, tuple[str, ...]] = {
     # CI-sized: two in-domain voices, small noise packages, and the two smallest out-of-domain packages.
     "smoke": (
@@ -263,9 +263,9 @@ class CorpusConfig(ConfigBase):
         content = {k: v for k, v in self.to_dict().items() if k not in left_out}
         if self.extra_voices:  # only then, so corpora built before the option existed keep their key
             content.update(extra_voices=voices.resolve_voices(self.extra_voices), n_train_extra=self.n_extra())
-        content.update(
-            sources=list(self.source_names()), ood_languages=self.ood_language_set(), sizes=self.sizes(), format=FORMAT
-        )
+        # Sorted: the corpus does not depend on the order the sources are named in, so neither does its key.
+        names = sorted(self.source_names())
+        content.update(sources=names, ood_languages=self.ood_language_set(), sizes=self.sizes(), format=FORMAT)
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 

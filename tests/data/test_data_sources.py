@@ -240,12 +240,17 @@ def test_minetest_foley_leaves_out_surface_sounds_that_resemble_test_ood_slides(
     assert len(excluded) == 4 and all("slides" in e.reason for e in excluded)
 
 
-def test_opt_in_sources_stay_out_of_every_profile_until_named() -> None:
+def test_machines_and_foley_are_in_the_quick_and_full_profiles() -> None:
     from mal.data import PROFILE_SOURCES, CorpusConfig
 
-    opt_in = {name for name, s in SOURCES.items() if s.opt_in}
-    assert opt_in == {"colobot", "minetest"}
-    assert not any(opt_in & set(names) for names in PROFILE_SOURCES.values())
-    named = CorpusConfig(profile="quick", sources=[*PROFILE_SOURCES["quick"], "colobot"])
-    assert "colobot" in named.source_names() and named.build_key() != CorpusConfig(profile="quick").build_key()
+    added = {"colobot", "minetest"}
+    assert added <= set(PROFILE_SOURCES["quick"]) and added <= set(PROFILE_SOURCES["full"])
+    assert not added & set(PROFILE_SOURCES["smoke"])  # CI stays small
+    types = {SOURCES[s].noise_type for s in PROFILE_SOURCES["quick"] if SOURCES[s].role == "noise"}
+    assert {"machines", "foley"} <= types and len(types - {"instruments", "city", "texture"}) == 7
+    # Naming the profile's sources in any order is the same corpus, and so the same key.
+    quick = CorpusConfig(profile="quick")
+    assert quick.build_key() == quick.replace(sources=list(reversed(PROFILE_SOURCES["quick"]))).build_key()
+    without = [s for s in PROFILE_SOURCES["quick"] if s != "colobot"]
+    assert quick.build_key() != quick.replace(sources=without).build_key()
     assert {a.name for a in archives_for(["colobot", "minetest"])} == {"colobot-common-sounds", "minetest-data"}
